@@ -1,0 +1,4 @@
+from facesr_kd.utils.registry_scan import import_modules
+
+# Every facesr_kd/losses/*_loss.py registers its classes in BasicSR's registry on import.
+_modules = import_modules(__name__, '_loss')
