@@ -89,6 +89,7 @@ class VGG19Features(nn.Module):
         for p in self.parameters():
             p.requires_grad = requires_grad
         self.requires_grad_flag = requires_grad
+        self.train(requires_grad)
 
     def train(self, mode=True):
         # A frozen encoder stays in eval mode whatever its parent does.

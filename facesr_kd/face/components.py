@@ -6,6 +6,9 @@ box points 48-67 of the 68-point (iBUG) scheme; the box is a square centred on t
 half-size ``max(max(x-range, y-range) / 2, 16)`` at 512 scale, scaled with the face size.
 """
 
+import json
+import os
+
 import numpy as np
 
 COMPONENTS = ('left_eye', 'right_eye', 'nose', 'mouth')
@@ -123,3 +126,46 @@ def template_sizes(out_size, stride):
         tuple[int]: One side length per component in :data:`COMPONENTS` order.
     """
     return tuple(max(int(p * out_size / 512) // stride, 2) for p in PART_SIZES_512)
+
+
+BOX_SOURCES = ('landmarks68', 'landmarks5', 'template')
+
+
+def save_boxes_file(path, boxes, size, source):
+    """Write the component boxes of a prepared face set (atomically: a crash never leaves half a file).
+
+    Args:
+        path (str): Output ``.json`` file.
+        boxes (dict[str, ndarray]): Face key (its HR file path relative to the HR folder, e.g.
+            ``'n000002/0001_01.png'``) to a (4, 4) box array in :data:`COMPONENTS` order, HR pixels.
+        size (int): Side of the HR faces.
+        source (str): Where the boxes come from, one of :data:`BOX_SOURCES`.
+    """
+    if source not in BOX_SOURCES:
+        raise ValueError(f'box source must be one of {BOX_SOURCES}, got {source!r}')
+    data = {
+        'size': int(size),
+        'source': source,
+        'components': list(COMPONENTS),
+        'boxes': {k: np.round(np.asarray(v, dtype=np.float64), 3).tolist() for k, v in sorted(boxes.items())},
+    }
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def load_boxes_file(path):
+    """Read a file written by :func:`save_boxes_file`.
+
+    Returns:
+        tuple[dict[str, ndarray], dict]: Face key to (4, 4) float32 boxes, and the metadata
+        (``size``, ``source``, ``components``).
+    """
+    with open(path) as f:
+        data = json.load(f)
+    if data.get('components') != list(COMPONENTS):
+        raise ValueError(f'{path}: components must be {list(COMPONENTS)}, got {data.get("components")}')
+    boxes = {k: np.asarray(v, dtype=np.float32).reshape(4, 4) for k, v in data['boxes'].items()}
+    meta = {k: data[k] for k in ('size', 'source', 'components')}
+    return boxes, meta
