@@ -9,8 +9,14 @@ Fixed defects of basicsr 1.4.2:
   ``torchvision.transforms.functional_tensor``, removed in torchvision 0.17.
 - ``resume_on_cpu``: ``basicsr.train.load_resume_state`` maps the state to CUDA unconditionally, and the
   default ``weights_only`` loading of torch >= 2.6 refuses the ``Counter`` that BasicSR's schedulers save.
+- ``resume_keeps_ignored_networks``: ``check_resume`` switches every ``param_key_*`` from ``params_ema`` to
+  ``params``, also those of networks listed in ``ignore_resume_networks`` (such as a frozen teacher), which
+  would then load different weights after a resume than before.
 - ``perceptual_l2``: ``PerceptualLoss(criterion='l2')`` calls the non-existent ``torch.nn.L2loss``.
 - ``jpeg_int_quality``: ``add_jpg_compression`` hands OpenCV >= 4.5.4 a float quality, which it refuses.
+- ``module_run_outputs_in_cwd``: ``python -m basicsr.train`` / ``basicsr.test`` take the folder above the
+  installed ``basicsr`` package (site-packages) as the root of ``experiments/``, ``results/`` and
+  ``tb_logger/``; they go under the current directory instead.
 - ``ddp_on_cpu``: the PyTorch and slurm launchers call ``torch.cuda.set_device`` and use NCCL unconditionally,
   and ``BaseModel.model_to_device`` passes CUDA device ids to DDP; on CPU we use Gloo and no device ids.
 """
@@ -72,8 +78,7 @@ def load_training_state(path, device=None):
 @_once
 def resume_on_cpu():
     import basicsr.train
-    from basicsr.utils import scandir
-    from basicsr.utils.misc import check_resume
+    from basicsr.utils import misc, scandir
 
     def load_resume_state(opt):
         path = None
@@ -92,10 +97,28 @@ def resume_on_cpu():
         if not os.path.isfile(path):
             raise FileNotFoundError(f'path:resume_state points to {path}, which does not exist.')
         state = load_training_state(path)
-        check_resume(opt, state['iter'])
+        misc.check_resume(opt, state['iter'])
         return state
 
     basicsr.train.load_resume_state = load_resume_state
+
+
+@_once
+def resume_keeps_ignored_networks():
+    import basicsr.utils
+    from basicsr.utils import misc
+
+    original = misc.check_resume
+
+    @functools.wraps(original)
+    def check_resume(opt, resume_iter):
+        ignored = opt['path'].get('ignore_resume_networks') or []
+        kept = {f'param_key_{n[len("network_"):]}': opt['path'].get(f'param_key_{n[len("network_"):]}')
+                for n in ignored}
+        original(opt, resume_iter)
+        opt['path'].update({k: v for k, v in kept.items() if v is not None})
+
+    misc.check_resume = basicsr.utils.check_resume = check_resume
 
 
 @_once
@@ -177,12 +200,57 @@ def ddp_on_cpu():
     BaseModel.model_to_device = model_to_device
 
 
+@_once
+def module_run_outputs_in_cwd():
+    import basicsr
+    import basicsr.test
+    import basicsr.train
+    import basicsr.utils
+    import basicsr.utils.logger
+    import basicsr.utils.options as options
+
+    from basicsr.utils import misc
+
+    site_root = os.path.dirname(os.path.dirname(os.path.abspath(basicsr.__file__)))
+    original_parse, original_tb = options.parse_options, basicsr.utils.logger.init_tb_logger
+    original_mkdir = misc.mkdir_and_rename
+
+    def in_cwd(path):
+        rel = os.path.relpath(os.path.abspath(path), site_root)
+        if rel.split(os.sep)[0] in ('experiments', 'results', 'tb_logger'):
+            return os.path.join(os.getcwd(), rel)
+        return path
+
+    @functools.wraps(original_parse)
+    def parse_options(root_path, is_train=True):
+        if os.path.abspath(root_path) == site_root:
+            root_path = os.getcwd()
+        return original_parse(root_path, is_train=is_train)
+
+    @functools.wraps(original_tb)
+    def init_tb_logger(log_dir):
+        return original_tb(in_cwd(log_dir))
+
+    @functools.wraps(original_mkdir)
+    def mkdir_and_rename(path):
+        return original_mkdir(in_cwd(path))
+
+    for module in (options, basicsr.train, basicsr.test):
+        module.parse_options = parse_options
+    for module in (basicsr.utils, basicsr.utils.logger, basicsr.train):
+        module.init_tb_logger = init_tb_logger
+    for module in (basicsr.utils, misc, basicsr.train):
+        module.mkdir_and_rename = mkdir_and_rename
+
+
 def apply():
     """Apply every fix; safe to call more than once. Must run before ``basicsr`` is first imported."""
     torchvision_functional_tensor()
     import basicsr  # noqa: F401  (the import itself is what the first fix makes possible)
 
     resume_on_cpu()
+    resume_keeps_ignored_networks()
     perceptual_l2()
     jpeg_int_quality()
+    module_run_outputs_in_cwd()
     ddp_on_cpu()

@@ -17,7 +17,7 @@ TOP_KEYS = {
 }  # yapf: disable
 TRAIN_KEYS = {
     'ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'net_d_iters', 'net_d_init_iters',
-    'use_grad_clip', 'grad_clip',
+    'use_grad_clip', 'grad_clip', 'save_teacher',
 }  # yapf: disable
 VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'pbar', 'suffix', 'use_chop', 'max_minibatch', 'selfensemble_testing'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
@@ -133,7 +133,7 @@ def check_options(opt, opt_path='<options>'):
         elif not (k in PATH_KEYS_FIXED or k.startswith(('param_key_', 'strict_load_'))):
             _misspelt(opt_path, 'path.', [k], PATH_KEYS_FIXED | {'pretrain_network_g', 'pretrain_network_d',
                                                                   'pretrain_network_t', 'param_key_g',
-                                                                  'strict_load_g'}, strict=False)
+                                                                  'strict_load_g', 'ignore_resume_networks'}, strict=False)
 
     train_opt = opt.get('train')
     if opt.get('is_train', True) and train_opt is not None:
@@ -158,6 +158,20 @@ def check_options(opt, opt_path='<options>'):
         _misspelt(opt_path, 'logger.', opt['logger'], LOGGER_KEYS, strict=False)
 
 
+def normalize_options(opt):
+    """Settings every facesr_kd option file gets, whatever entry point parsed it.
+
+    The frozen teacher (``network_t``) is never saved by the distillation, so resuming must not look for it
+    in the experiment: it is added to ``path: ignore_resume_networks``.
+    """
+    if 'network_t' in opt:
+        path_opt = opt.setdefault('path', {})
+        ignored = list(path_opt.get('ignore_resume_networks') or [])
+        if 'network_t' not in ignored and not (opt.get('train') or {}).get('save_teacher', False):
+            path_opt['ignore_resume_networks'] = ignored + ['network_t']
+    return opt
+
+
 def install_option_check():
     """Make BasicSR's ``parse_options`` validate every option file it reads (idempotent)."""
     import basicsr.test
@@ -170,7 +184,7 @@ def install_option_check():
 
     def parse_options(root_path, is_train=True):
         opt, args = original(root_path, is_train=is_train)
-        check_options(opt, args.opt)
+        check_options(normalize_options(opt), args.opt)
         return opt, args
 
     parse_options.checks_options = True

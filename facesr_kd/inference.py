@@ -1,0 +1,395 @@
+"""Face super-resolution of real photos: detect, align, super-resolve, paste back.
+
+:class:`FaceSRRestorer` is the Python API behind ``scripts/inference_facesr.py``, shaped like GFPGAN's
+``GFPGANer``: ``enhance(img, aligned=..., only_center_face=..., paste_back=...)`` returns
+``(cropped_faces, restored_faces, restored_img)``.
+
+Pipeline for a whole photo:
+
+1. facexlib RetinaFace finds faces and their five landmarks (:mod:`facesr_kd.face.detection`; its weights come
+   from a local folder, facexlib's parsing model is never loaded).
+2. Each face is aligned to the FFHQ five-point template at the model's *output* size (256) with an
+   anti-aliased warp, then shrunk to the model's input size (32) with MATLAB-style bicubic
+   (``basicsr.utils.matlab_functions.imresize``). That is how the training pairs were made (aligned 256 crop,
+   MATLAB bicubic x1/8), so the network sees inputs distributed like its training LR; a bilinear warp
+   straight to 32x32 would point-sample the photo and alias. Real low-resolution faces are small: the 256
+   crop is then an enlargement and the 32 input keeps what the photo has.
+3. The network restores the faces in batches. The teacher needs component boxes: it finds them itself, by
+   detecting the five landmarks on the bicubic-upsampled input (``box_source='detect'``, the teacher's own
+   view; template boxes when the detector finds nothing) or from the fixed template boxes of an aligned face
+   (``box_source='template'``). The time that costs is reported in :attr:`FaceSRRestorer.last_stats`.
+4. The photo is upscaled (Lanczos for ``'none'``, bicubic, or a learned upsampler), and each restored face is
+   warped back with the inverse similarity (times ``upscale``) and blended with facexlib's feathered mask.
+
+Memory: only the input and the output photo are held at full size, in their own dtype; each face is pasted
+within its own footprint, so per-face work does not grow with the photo. Outputs above ``max_pixels`` are
+refused with a message (lower ``upscale``).
+"""
+
+import os
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from facesr_kd.face import align
+from facesr_kd.face.components import boxes_from_landmarks5, template_boxes
+from facesr_kd.utils.checkpoint import load_sr_network
+
+BG_UPSAMPLERS = ('none', 'bicubic', 'realesrgan')
+BOX_SOURCES = ('detect', 'template')
+REALESRGAN_URL = 'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth'
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+class ImageTooLargeError(ValueError):
+    """The upscaled photo would exceed the pixel limit."""
+
+
+def resolve_device(device='auto'):
+    """``'auto'``: CUDA when available, else the CPU; otherwise ``torch.device(device)``."""
+    if device in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(device)
+
+
+def resize_face(face, size):
+    """Resize a square face (float, [0, 1]) to ``size`` with MATLAB-style bicubic (anti-aliased).
+
+    Non-square inputs, or sizes the MATLAB scale factor cannot hit exactly, fall back to OpenCV (area when
+    shrinking, bicubic when enlarging).
+    """
+    from basicsr.utils.matlab_functions import imresize
+
+    h, w = face.shape[:2]
+    if (h, w) == (size, size):
+        return face
+    if h == w:
+        out = imresize(face, size / h)
+        if out.shape[:2] == (size, size):
+            return out
+    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_CUBIC
+    return cv2.resize(face, (size, size), interpolation=interp)
+
+
+def build_bg_upsampler(name, model_path=None, tile=400, device='cpu'):
+    """The background upsampler: ``'none'`` (Lanczos resize), ``'bicubic'`` or ``'realesrgan'``.
+
+    ``'realesrgan'`` needs the ``realesrgan`` package and ``RealESRGAN_x2plus.pth`` (``model_path``); it runs in
+    tiles of ``tile`` pixels so that large photos fit in memory.
+
+    Returns:
+        str | object: The name, or an object with ``enhance(img, outscale=...)`` (Real-ESRGAN's API).
+    """
+    if name in ('none', 'bicubic'):
+        return name
+    if name != 'realesrgan':
+        raise ValueError(f'unknown background upsampler {name!r}; choose one of {BG_UPSAMPLERS}')
+    try:
+        from realesrgan import RealESRGANer
+    except ImportError as err:
+        raise ImportError('--bg-upsampler realesrgan needs the realesrgan package (pip install realesrgan)') from err
+    if not model_path or not os.path.isfile(model_path):
+        raise FileNotFoundError(
+            f'Real-ESRGAN weights not found at {model_path}; download {REALESRGAN_URL} and pass its path '
+            '(--bg-model)'
+        )
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+
+    model = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2)
+    return RealESRGANer(
+        scale=2, model_path=model_path, model=model, tile=tile, tile_pad=10, pre_pad=0, half=False, device=device
+    )
+
+
+def _to_bgr(img):
+    """Split an input array into (H, W, 3) BGR, alpha or None, and its layout ('gray', 'bgr', 'bgra')."""
+    img = np.asarray(img)
+    if img.dtype not in (np.uint8, np.float32):
+        if img.dtype == np.uint16:
+            img = img.astype(np.float32) * (255.0 / 65535.0)
+        else:
+            img = img.astype(np.float32)
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR), None, 'gray'
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img, None, 'bgr'
+    if img.ndim == 3 and img.shape[2] == 4:
+        return np.ascontiguousarray(img[..., :3]), np.ascontiguousarray(img[..., 3]), 'bgra'
+    raise ValueError(f'expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {img.shape}')
+
+
+def _to_uint8(img):
+    if img.dtype == np.uint8:
+        return img
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+class FaceSRRestorer:
+    """Restore the faces of real photos with a facesr_kd super-resolution network.
+
+    Args:
+        model_path (str | None): Checkpoint of the student (or teacher, RCAN, SRFBN); see
+            :func:`facesr_kd.utils.checkpoint.load_sr_network`. Not needed when ``net`` is given.
+        upscale (int): Upscaling of the whole photo.
+        bg_upsampler (str | object): ``'none'`` (Lanczos resize), ``'bicubic'``, or an object with
+            ``enhance(img, outscale=...)`` (see :func:`build_bg_upsampler`).
+        det_model (str): ``'retinaface_resnet50'`` or ``'retinaface_mobile0.25'``.
+        model_root (str | None): Folder with the facexlib detector weights (default: facexlib's own folder).
+        device (str): ``'auto'``, ``'cpu'``, ``'cuda'``...
+        offline (bool): Never download detector weights; a missing file is an error naming it.
+        opt_path (str | None): Option file describing a checkpoint without an ``arch`` entry.
+        scale (int | None): Refuse a network of another scale (the task's x8 by default); None accepts any.
+        box_source (str): Teacher only: ``'detect'`` (landmarks on the upsampled input) or ``'template'``.
+        det_resize (int | None): Detection runs on a copy whose short side is this (GFPGAN's 640).
+        conf_threshold (float): Detector score threshold.
+        eye_dist_threshold (float | None): Ignore faces whose eyes are closer than this many photo pixels.
+        max_pixels (int): Refuse photos whose upscaled size exceeds this many pixels.
+        batch_size (int): Faces per forward pass.
+        net (nn.Module | None): A network to use instead of loading ``model_path`` (with ``info``).
+        info (dict | None): Its description (``lq_size``, ``out_size``, ``scale``, ``needs_boxes``, ``type``).
+    """
+
+    def __init__(
+        self,
+        model_path=None,
+        upscale=2,
+        bg_upsampler='bicubic',
+        det_model='retinaface_resnet50',
+        model_root=None,
+        device='auto',
+        offline=False,
+        opt_path=None,
+        scale=8,
+        box_source='detect',
+        det_resize=640,
+        conf_threshold=0.97,
+        eye_dist_threshold=5,
+        max_pixels=DEFAULT_MAX_PIXELS,
+        batch_size=8,
+        net=None,
+        info=None,
+    ):
+        self.device = resolve_device(device)
+        if net is None:
+            if model_path is None:
+                raise ValueError('give a checkpoint (model_path) or a network (net, info)')
+            net, info = load_sr_network(model_path, opt_path=opt_path, device=self.device, expect_scale=scale)
+        elif info is None:
+            raise ValueError('a network passed as `net` needs its `info` (lq_size, out_size, scale, needs_boxes)')
+        self.net = net.to(self.device).eval()
+        self.info = dict(info)
+        self.lq_size = int(info['lq_size'])
+        self.out_size = int(info['out_size'])
+        self.needs_boxes = bool(info.get('needs_boxes', False))
+        if box_source not in BOX_SOURCES:
+            raise ValueError(f'box_source must be one of {BOX_SOURCES}, got {box_source!r}')
+        self.box_source = box_source
+        self.upscale = upscale
+        if isinstance(bg_upsampler, str) and bg_upsampler not in ('none', 'bicubic'):
+            raise ValueError(f'bg_upsampler must be none, bicubic or an upsampler object, got {bg_upsampler!r}')
+        self.bg_upsampler = bg_upsampler
+        self.det_model = det_model
+        self.model_root = model_root
+        self.offline = offline
+        self.det_resize = det_resize
+        self.conf_threshold = conf_threshold
+        self.eye_dist_threshold = eye_dist_threshold
+        self.max_pixels = max_pixels
+        self.batch_size = batch_size
+        self._detector = None
+        self.last_stats = {}
+
+    @property
+    def detector(self):
+        """The RetinaFace detector, built on first use (raises FileNotFoundError naming missing weights)."""
+        if self._detector is None:
+            from facesr_kd.face.detection import build_detector
+
+            self._detector = build_detector(self.det_model, self.model_root, device=self.device, offline=self.offline)
+        return self._detector
+
+    @property
+    def needs_detector(self):
+        """Whether whole photos or teacher boxes will need the detector (for aligned student input: no)."""
+        return True
+
+    # ----------------------------------------------------------------------------------------------------------
+    def enhance(self, img, aligned=False, only_center_face=False, paste_back=True):
+        """Restore the faces of a photo, or one aligned face.
+
+        Args:
+            img (ndarray): BGR (H, W, 3), BGRA (H, W, 4, alpha kept) or gray (H, W); uint8, uint16, or float32
+                in [0, 255] (what :func:`facesr_kd.face.image_io.read_image` gives for 16-bit files).
+            aligned (bool): ``img`` is an aligned face crop (FFHQ-style, any square size): it is resized to
+                the model's input and restored; no detection, no paste-back.
+            only_center_face (bool): Restore only the face closest to the photo's centre.
+            paste_back (bool): Build the upscaled photo with the restored faces pasted in.
+
+        Returns:
+            tuple: ``(cropped_faces, restored_faces, restored_img)``: lists of (lq, lq, 3) network inputs and of
+            (out, out, 3) restored faces (uint8 BGR), and the upscaled photo in ``img``'s layout and dtype
+            (None when ``aligned`` or not ``paste_back``). With no face found the photo is still upscaled and
+            the lists are empty. :attr:`last_stats` holds counts and timings (``boxes_s``: the teacher's box
+            search).
+
+        Raises:
+            ImageTooLargeError: The upscaled photo would exceed ``max_pixels``.
+        """
+        bgr, alpha, layout = _to_bgr(img)
+        in_dtype = np.asarray(img).dtype
+        stats = {'faces': 0, 'detect_s': 0.0, 'boxes_s': 0.0, 'box_fallbacks': 0, 'sr_s': 0.0, 'paste_s': 0.0}
+        self.last_stats = stats
+        if aligned:
+            face = resize_face(bgr.astype(np.float32) / 255.0, self.lq_size)
+            restored = self._restore([np.clip(face, 0, 1)], stats)
+            stats['faces'] = 1
+            return [_to_uint8(face * 255)], [_to_uint8(restored[0])], None
+
+        h, w = bgr.shape[:2]
+        if paste_back:
+            self.check_size(h, w)
+        t0 = time.perf_counter()
+        faces = self.detect(bgr, only_center_face)
+        stats['detect_s'] = time.perf_counter() - t0
+        stats['faces'] = len(faces)
+        affines, lqs = [], []
+        for det in faces:
+            affine = align.estimate_affine(det['landmarks5'], self.out_size)
+            crop = align.warp_face(bgr, affine, self.out_size, antialias=True)
+            lqs.append(np.clip(resize_face(crop.astype(np.float32) / 255.0, self.lq_size), 0, 1))
+            affines.append(affine)
+        restored = self._restore(lqs, stats) if lqs else []
+        cropped_faces = [_to_uint8(f * 255) for f in lqs]
+        restored_faces = [_to_uint8(f) for f in restored]
+        if not paste_back:
+            return cropped_faces, restored_faces, None
+
+        t0 = time.perf_counter()
+        out = self.upscale_background(bgr)
+        for face, affine in zip(restored, affines):
+            self._paste(out, face, affine)
+        if alpha is not None:
+            alpha_up = self._resize(alpha, out.shape[1], out.shape[0])
+            out = np.concatenate([out, alpha_up[..., None].astype(out.dtype)], axis=2)
+        stats['paste_s'] = time.perf_counter() - t0
+        return cropped_faces, restored_faces, self._restore_layout(out, layout, in_dtype)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def check_size(self, h, w):
+        """Raise :class:`ImageTooLargeError` if an (h, w) photo upscaled would exceed ``max_pixels``."""
+        out_px = int(round(h * self.upscale)) * int(round(w * self.upscale))
+        if self.max_pixels and out_px > self.max_pixels:
+            raise ImageTooLargeError(
+                f'{w}x{h} upscaled x{self.upscale} is {out_px / 1e6:.0f} MP, over the {self.max_pixels / 1e6:.0f} MP '
+                'limit; use a smaller --upscale or raise --max-pixels'
+            )
+
+    def detect(self, bgr, only_center_face=False):
+        """Faces of a photo: list of dicts with ``box``, ``score``, ``landmarks5`` (photo pixels)."""
+        from facesr_kd.face.detection import detect_faces
+
+        faces = detect_faces(
+            self.detector,
+            bgr,
+            conf_threshold=self.conf_threshold,
+            resize=self.det_resize,
+            eye_dist_threshold=self.eye_dist_threshold,
+        )
+        if only_center_face and faces:
+            h, w = bgr.shape[:2]
+            centre = np.array([w / 2, h / 2])
+            faces = [min(faces, key=lambda f: np.linalg.norm((f['box'][:2] + f['box'][2:]) / 2 - centre))]
+        return faces
+
+    def component_boxes(self, lq):
+        """Teacher boxes for one (lq, lq, 3) float BGR input: (4, 4) [x1, y1, x2, y2] in output pixels.
+
+        Returns:
+            tuple[ndarray, bool]: The boxes and whether they fell back to the template.
+        """
+        if self.box_source == 'template':
+            return template_boxes(self.out_size), False
+        from facesr_kd.face.detection import detect_faces
+
+        up = cv2.resize(lq, (self.out_size, self.out_size), interpolation=cv2.INTER_CUBIC)
+        found = detect_faces(self.detector, np.clip(up * 255, 0, 255), conf_threshold=0.5, resize=None)
+        if not found:
+            return template_boxes(self.out_size), True
+        return boxes_from_landmarks5(found[0]['landmarks5'], self.out_size), False
+
+    def _restore(self, lqs, stats):
+        """Run the network on (lq, lq, 3) float BGR faces in [0, 1]; return (out, out, 3) float BGR in [0, 255]."""
+        boxes = None
+        if self.needs_boxes:
+            t0 = time.perf_counter()
+            found = [self.component_boxes(lq) for lq in lqs]
+            boxes = np.stack([b for b, _ in found]).astype(np.float32)
+            stats['box_fallbacks'] += sum(fb for _, fb in found)
+            stats['boxes_s'] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(lqs), self.batch_size):
+                batch = np.stack([lq[..., ::-1] for lq in lqs[i : i + self.batch_size]])  # BGR -> RGB
+                x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float().to(self.device)
+                if boxes is None:
+                    y = self.net(x)
+                else:
+                    y = self.net(x, torch.from_numpy(boxes[i : i + self.batch_size]).to(self.device))
+                if isinstance(y, (list, tuple)):
+                    y = y[-1]
+                y = y.clamp(0, 1).mul(255).permute(0, 2, 3, 1).float().cpu().numpy()
+                outs.extend(np.ascontiguousarray(o[..., ::-1]) for o in y)
+        stats['sr_s'] += time.perf_counter() - t0
+        return outs
+
+    def _resize(self, img, w, h):
+        interp = cv2.INTER_LANCZOS4 if self.bg_upsampler == 'none' else cv2.INTER_CUBIC
+        out = cv2.resize(img, (w, h), interpolation=interp)
+        if img.dtype == np.float32:
+            np.clip(out, 0, 255, out=out)
+        return out
+
+    def upscale_background(self, bgr):
+        """The photo upscaled by ``upscale``, same dtype."""
+        h, w = bgr.shape[:2]
+        oh, ow = int(round(h * self.upscale)), int(round(w * self.upscale))
+        if self.upscale == 1:
+            return bgr.copy()
+        if isinstance(self.bg_upsampler, str):
+            return self._resize(bgr, ow, oh)
+        out = self.bg_upsampler.enhance(_to_uint8(bgr), outscale=self.upscale)[0]
+        if out.shape[:2] != (oh, ow):
+            out = cv2.resize(out, (ow, oh), interpolation=cv2.INTER_CUBIC)
+        return out.astype(bgr.dtype)
+
+    def _paste(self, out, face, affine):
+        """Blend one restored face into ``out`` in place, working only within the face's footprint."""
+        h_up, w_up = out.shape[:2]
+        s = self.upscale
+        inverse = cv2.invertAffineTransform(affine)
+        corners = align.transform_points([[0, 0], [self.out_size, 0], [0, self.out_size], [self.out_size] * 2], inverse)
+        corners = corners * s + 0.5 * s
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 4
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 4
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w_up), min(y1, h_up)
+        if x1 <= x0 or y1 <= y0:
+            return
+        # Shift the photo -> face map so that the region's origin (x0, y0) / s in photo pixels becomes 0.
+        roi_affine = affine.copy()
+        roi_affine[:, 2] += affine[:, :2] @ np.array([x0 / s, y0 / s])
+        region = out[y0:y1, x0:x1]
+        face = face if out.dtype != np.uint8 else face.astype(np.float32)
+        out[y0:y1, x0:x1] = align.paste_face(region, face, roi_affine, s)
+
+    @staticmethod
+    def _restore_layout(out, layout, in_dtype):
+        if layout == 'gray':
+            out = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
+        if in_dtype == np.uint16:
+            out = np.clip(np.rint(out.astype(np.float32) * (65535.0 / 255.0)), 0, 65535).astype(np.uint16)
+        elif in_dtype == np.uint8:
+            out = _to_uint8(out)
+        return out

@@ -1,0 +1,124 @@
+from collections import OrderedDict
+
+import torch
+from basicsr.archs import build_network
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
+
+from facesr_kd.models.face_sr_model import FaceSRModel
+
+
+@MODEL_REGISTRY.register()
+class DictDistillModel(FaceSRModel, SRGANModel):
+    """Dictionary distillation: a frozen DFDNet-style teacher teaches a dictionary-free student adversarially.
+
+    The discriminator ``net_d`` sees the last decoder feature maps (the input of the final conv to RGB) of the
+    teacher, F_T, as real and of the student, F_S, as fake (LSGAN):
+
+    - student: ``L_S = pixel(SR, GT) + perceptual(SR, GT) + gan(D(F_S), real)``;
+    - discriminator: ``L_D = gan(D(F_T), real) + gan(D(F_S.detach()), fake)``.
+
+    The teacher ``net_t`` comes from ``path: pretrain_network_t``; it stays in eval mode, gets no gradients,
+    is in no optimizer, is not wrapped in DDP and is saved only with ``train: save_teacher: true``. It gets the
+    component boxes of the batch, the student only the image. A student narrower than the teacher gets a 1x1
+    ``adapter`` (trained with the student, saved in the ``net_g`` checkpoint under ``adapter``) that maps F_S
+    to the teacher's channels. Everything else (EMA, ``net_d_iters``, ``net_d_init_iters``, saving, resuming,
+    validation) is BasicSR's ``SRGANModel``.
+    """
+
+    def init_training_settings(self):
+        self.net_t = self._build_teacher()
+        channels_s = self.get_bare_model(self.net_g).feat_channels
+        channels_t = self.net_t.feat_channels
+        self.adapter = nn.Identity() if channels_s == channels_t else nn.Conv2d(channels_s, channels_t, 1)
+        if isinstance(self.adapter, nn.Conv2d):
+            self._load_adapter()
+            self.adapter = self.model_to_device(self.adapter)
+        super().init_training_settings()
+        if not hasattr(self, 'cri_gan'):
+            raise ValueError('DictDistillModel needs `train: gan_opt` (the adversarial feature loss); without it '
+                             'train the student with FaceSRModel instead (the "without KD" recipe).')
+
+    def _build_teacher(self):
+        path = self.opt['path'].get('pretrain_network_t')
+        if path is None:
+            raise ValueError('DictDistillModel needs a trained teacher: set `path: pretrain_network_t` to its '
+                             'checkpoint (see options/train_teacher_vggface2.yml).')
+        net_t = build_network(self.opt['network_t']).to(self.device)
+        self.load_network(net_t, path, self.opt['path'].get('strict_load_t', True),
+                          self.opt['path'].get('param_key_t', 'params'))
+        net_t.eval()
+        for p in net_t.parameters():
+            p.requires_grad = False
+        return net_t
+
+    def _load_adapter(self):
+        path = self.opt['path'].get('pretrain_network_g')
+        if path is not None:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+            if 'adapter' in state:
+                self.adapter.load_state_dict(state['adapter'])
+                get_root_logger().info(f'Loading the feature adapter from {path}.')
+
+    def setup_optimizers(self):
+        super().setup_optimizers()
+        adapter_params = list(self.adapter.parameters())
+        if adapter_params:
+            self.optimizer_g.add_param_group({'params': adapter_params})
+
+    def optimize_parameters(self, current_iter):
+        with torch.no_grad():
+            _, feat_t = self.run_network(self.net_t, return_feat=True)
+
+        for p in self.net_d.parameters():
+            p.requires_grad = False
+        self.optimizer_g.zero_grad()
+        self.output, feat_s = self.net_g(self.lq, return_feat=True)
+        feat_s = self.adapter(feat_s)
+
+        loss_dict = OrderedDict()
+        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+            l_g_total = 0
+            if self.cri_pix:
+                loss_dict['l_g_pix'] = self.cri_pix(self.output, self.gt)
+                l_g_total += loss_dict['l_g_pix']
+            if self.cri_perceptual:
+                l_g_percep, l_g_style = self.cri_perceptual(self.output, self.gt)
+                for name, value in (('l_g_percep', l_g_percep), ('l_g_style', l_g_style)):
+                    if value is not None:
+                        loss_dict[name] = value
+                        l_g_total += value
+            loss_dict['l_g_gan'] = self.cri_gan(self.net_d(feat_s), True, is_disc=False)
+            l_g_total += loss_dict['l_g_gan']
+            l_g_total.backward()
+            self.optimizer_g.step()
+
+        for p in self.net_d.parameters():
+            p.requires_grad = True
+        self.optimizer_d.zero_grad()
+        real_d_pred = self.net_d(feat_t)
+        loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
+        loss_dict['out_d_real'] = real_d_pred.detach().mean()
+        fake_d_pred = self.net_d(feat_s.detach())
+        loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
+        loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
+        (loss_dict['l_d_real'] + loss_dict['l_d_fake']).backward()
+        self.optimizer_d.step()
+
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def save(self, epoch, current_iter):
+        nets, keys = [self.net_g], ['params']
+        if hasattr(self, 'net_g_ema'):
+            nets, keys = nets + [self.net_g_ema], keys + ['params_ema']
+        if isinstance(self.get_bare_model(self.adapter), nn.Conv2d):
+            nets, keys = nets + [self.adapter], keys + ['adapter']
+        self.save_network(nets, 'net_g', current_iter, param_key=keys)
+        self.save_network(self.net_d, 'net_d', current_iter)
+        if self.opt['train'].get('save_teacher', False):
+            self.save_network(self.net_t, 'net_t', current_iter)
+        self.save_training_state(epoch, current_iter)

@@ -1,0 +1,91 @@
+import os
+from collections import OrderedDict
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+
+
+def arch_options(net_opt):
+    """The plain-data description of a network that checkpoints carry (its ``network_*`` options)."""
+    return {k: v for k, v in net_opt.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+@MODEL_REGISTRY.register()
+class FaceSRModel(SRModel):
+    """BasicSR's ``SRModel`` for faces: the recipe of the teacher, the student without KD, RCAN and SRFBN.
+
+    What differs from ``SRModel``:
+
+    - networks with ``needs_boxes = True`` (the DFDNet-style teacher) get the component ``boxes`` of the batch;
+    - networks that return one output per step in training (SRFBN) get the pixel loss on every step's output,
+      summed, and the perceptual loss on the last one;
+    - checkpoints carry an ``arch`` entry (the network options), so inference needs no option file, and are
+      written atomically.
+    """
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        self.boxes = data['boxes'].to(self.device) if 'boxes' in data else None
+
+    def run_network(self, net, **kwargs):
+        """Run ``net`` on the current batch, with boxes if it needs them."""
+        if getattr(self.get_bare_model(net), 'needs_boxes', False):
+            if self.boxes is None:
+                raise ValueError(f'{type(self.get_bare_model(net)).__name__} needs component boxes but the batch '
+                                 'has none: give the dataset a `boxes_file` or `box_source: template`.')
+            return net(self.lq, self.boxes, **kwargs)
+        return net(self.lq, **kwargs)
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        outputs = self.run_network(self.net_g)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        self.output = outputs[-1]
+
+        l_total = 0
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            l_pix = sum(self.cri_pix(out, self.gt) for out in outputs)
+            l_total += l_pix
+            loss_dict['l_pix'] = l_pix
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            for name, value in (('l_percep', l_percep), ('l_style', l_style)):
+                if value is not None:
+                    l_total += value
+                    loss_dict[name] = value
+
+        l_total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = self.run_network(net)
+        net.train(was_training)
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """Save like BasicSR (``{param_key: state_dict}``), plus ``arch``, atomically."""
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        save_dict = {}
+        for net_, key in zip(nets, keys):
+            state = self.get_bare_model(net_).state_dict()
+            save_dict[key] = OrderedDict((k.removeprefix('module.'), v.cpu()) for k, v in state.items())
+        net_opt = self.opt.get(f'network_{net_label.removeprefix("net_")}')
+        if net_opt is not None:
+            save_dict['arch'] = arch_options(net_opt)
+            if 'scale' in self.opt:
+                save_dict['scale'] = int(self.opt['scale'])
+        name = 'latest' if current_iter == -1 else current_iter
+        path = os.path.join(self.opt['path']['models'], f'{net_label}_{name}.pth')
+        torch.save(save_dict, f'{path}.tmp')
+        os.replace(f'{path}.tmp', path)

@@ -1,0 +1,280 @@
+"""Saving and loading super-resolution networks for inference, without running code from the file.
+
+A facesr_kd checkpoint is a BasicSR-style dict::
+
+    {'params': state_dict, 'params_ema': state_dict (optional), 'arch': {'type': 'DFDNetStudent', ...},
+     'scale': 8 (optional)}
+
+``arch`` holds the ``network_g`` options (plain str/int/float/bool/None values, or lists of them), so a
+checkpoint describes its own network. Checkpoints without ``arch`` (BasicSR's own, e.g. RCAN) are described by
+an option file: given explicitly, or the ``*.yml`` BasicSR copies into ``experiments/<name>/`` when the
+checkpoint sits in ``experiments/<name>/models/``.
+
+Files are read with ``torch.load(..., weights_only=True)``: tensors and plain containers only, never pickled
+code. The network is built through BasicSR's ``ARCH_REGISTRY`` (``import facesr_kd`` registers ours), loaded
+strictly, and put in eval mode.
+"""
+
+import glob
+import inspect
+import os
+
+import torch
+import yaml
+
+# The task: 32x32 aligned faces to 256x256.
+DEFAULT_LQ_SIZE = 32
+DEFAULT_SCALE = 8
+# Constructor arguments that would load weights from elsewhere (ImageNet VGG, dictionaries). When building a
+# network to load a checkpoint into, the checkpoint already holds those weights: they are switched off here,
+# deliberately, and the strict load of the full state dict fills them in.
+INFERENCE_OVERRIDES = {'vgg_pretrained': False, 'vgg_weights': None}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked. The message says what the file holds."""
+
+
+def _plain_arch(arch_opt):
+    if not isinstance(arch_opt, dict) or not isinstance(arch_opt.get('type'), str):
+        raise ValueError(f'arch_opt must be a dict with a str `type`, got {arch_opt!r}')
+    clean = {}
+    for key, value in arch_opt.items():
+        if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
+            value = list(value)
+        elif not isinstance(value, _PLAIN):
+            raise ValueError(
+                f'arch option `{key}` must be a str/int/float/bool/None or a list of them, got {type(value).__name__}'
+            )
+        clean[str(key)] = value
+    return clean
+
+
+def _cpu_state(obj):
+    if isinstance(obj, torch.nn.Module):
+        obj = getattr(obj, 'module', obj)  # DataParallel / DistributedDataParallel
+        obj = obj.state_dict()
+    return {_strip_module(k): v.detach().cpu() for k, v in obj.items()}
+
+
+def _strip_module(key):
+    return key[len('module.') :] if key.startswith('module.') else key
+
+
+def save_sr_checkpoint(path, net, arch_opt, ema=None, scale=None):
+    """Save a network with the options that rebuild it, atomically.
+
+    Args:
+        path (str): Output ``.pth`` file.
+        net (nn.Module | dict): The network (DDP wrappers are unwrapped) or its state dict.
+        arch_opt (dict): The ``network_g`` options, with ``type``. Values must be str/int/float/bool/None or lists
+            of them (so that ``weights_only`` loading reads them).
+        ema (nn.Module | dict | None): The EMA network or its state dict, saved as ``params_ema``.
+        scale (int | None): The training scale (the option file's ``scale``), for archs whose options do not
+            give it (those with an ``out_size``).
+    """
+    state = {'params': _cpu_state(net), 'arch': _plain_arch(arch_opt)}
+    if ema is not None:
+        state['params_ema'] = _cpu_state(ema)
+    if scale is not None:
+        state['scale'] = int(scale)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f'{path}.tmp'
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def find_option_file(ckpt_path):
+    """The option file BasicSR copied next to a checkpoint's experiment, or None.
+
+    A checkpoint at ``experiments/<name>/models/net_g_X.pth`` is described by ``experiments/<name>/*.yml``;
+    when there are several with a ``network_g``, the newest is taken.
+    """
+    models_dir = os.path.dirname(os.path.abspath(ckpt_path))
+    if os.path.basename(models_dir) != 'models':
+        return None
+    candidates = []
+    for yml in glob.glob(os.path.join(os.path.dirname(models_dir), '*.yml')):
+        try:
+            with open(yml) as f:
+                opt = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(opt, dict) and isinstance(opt.get('network_g'), dict):
+            candidates.append((os.path.getmtime(yml), yml))
+    return max(candidates)[1] if candidates else None
+
+
+def read_checkpoint(path):
+    """Read a checkpoint without executing code from it.
+
+    Returns:
+        tuple[dict, dict | None, int | None, str]: The state dict (``params_ema`` preferred), the ``arch``
+        options (None when absent), the stored scale (or None) and which key the weights came from.
+
+    Raises:
+        FileNotFoundError: No such file.
+        CheckpointError: The file is not a checkpoint that ``weights_only`` loading accepts.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError for code, RuntimeError for non-torch files
+        raise CheckpointError(
+            f'{path}: cannot be read as a weights-only checkpoint (tensors and plain values only; files that '
+            f'would run code are refused): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}'
+        ) from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'{path}: holds a {type(ckpt).__name__}, not a state dict or a checkpoint dict')
+    if 'params_ema' in ckpt or 'params' in ckpt:
+        key = 'params_ema' if isinstance(ckpt.get('params_ema'), dict) else 'params'
+        state = ckpt[key]
+    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        key, state = '(plain state dict)', ckpt
+    else:
+        raise CheckpointError(f'{path}: no `params` / `params_ema` state dict; top-level keys: {sorted(ckpt)[:10]}')
+    state = {_strip_module(k): v for k, v in state.items()}
+    arch = ckpt.get('arch') if isinstance(ckpt.get('arch'), dict) else None
+    scale = ckpt.get('scale') if isinstance(ckpt.get('scale'), int) else None
+    return state, arch, scale, key
+
+
+def _signature_defaults(cls):
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def describe_arch(arch_opt, cls, scale=None, lq_size=None):
+    """Sizes of an SR arch: the LR input side, the scale and the output side.
+
+    Archs with an ``out_size`` (DFDNet-style, which work at the output size) produce that size from any input;
+    their scale is ``scale`` (stored or given) or :data:`DEFAULT_SCALE`. Archs with ``upscale`` / ``scale``
+    (RCAN, SRFBN) are fully convolutional: the LR side is ``lq_size`` (default :data:`DEFAULT_LQ_SIZE`).
+
+    Returns:
+        dict: ``type``, ``scale``, ``lq_size``, ``out_size``, ``needs_boxes``.
+
+    Raises:
+        CheckpointError: The scale cannot be told, or ``lq_size * scale != out_size``.
+    """
+    opt = {**_signature_defaults(cls), **arch_opt}
+    type_ = arch_opt['type']
+    if 'out_size' in opt:
+        out_size = int(opt['out_size'])
+        scale = int(scale or getattr(cls, 'scale', None) or DEFAULT_SCALE)
+        lq_size = int(lq_size or out_size // scale)
+    elif 'upscale' in opt or 'scale' in opt:
+        arch_scale = opt.get('upscale', opt.get('scale'))
+        if scale is not None and int(scale) != int(arch_scale):
+            raise CheckpointError(f'{type_}: the options say scale {scale} but the arch upscales x{arch_scale}')
+        scale = int(arch_scale)
+        lq_size = int(lq_size or DEFAULT_LQ_SIZE)
+        out_size = lq_size * scale
+    else:
+        raise CheckpointError(
+            f'{type_}: not a super-resolution arch facesr_kd knows how to run (it has no '
+            '`out_size`, `upscale` or `scale` option)'
+        )
+    if lq_size * scale != out_size:
+        raise CheckpointError(f'{type_}: LR side {lq_size} x scale {scale} != output side {out_size}')
+    return {
+        'type': type_,
+        'scale': scale,
+        'lq_size': lq_size,
+        'out_size': out_size,
+        'needs_boxes': bool(getattr(cls, 'needs_boxes', False)),
+    }
+
+
+def _holds(path, arch, state, key):
+    keys = list(state)
+    shapes = ', '.join(f'{k} {tuple(state[k].shape)}' for k in keys[:4])
+    arch_txt = f'arch {arch.get("type")}' if arch else 'no arch entry'
+    return f'{path} holds {arch_txt}, {len(keys)} tensors in `{key}` (e.g. {shapes})'
+
+
+def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect_type=None):
+    """Build the network a checkpoint describes and load its weights, for inference.
+
+    Args:
+        path (str): Checkpoint (``.pth``).
+        opt_path (str | None): BasicSR option file whose ``network_g`` describes the arch; it wins over the
+            checkpoint's ``arch``. None: the checkpoint's ``arch``, else the option file found by
+            :func:`find_option_file`.
+        device (str | torch.device): Where the network goes.
+        expect_scale (int | None): Refuse a network of another scale.
+        expect_type (str | Sequence[str] | None): Refuse other arch types.
+
+    Returns:
+        tuple[nn.Module, dict]: The network in eval mode, and its description: ``type``, ``scale``,
+        ``lq_size``, ``out_size``, ``needs_boxes``, plus ``path``, ``params_key`` and ``opt_path``.
+
+    Raises:
+        FileNotFoundError: No checkpoint.
+        CheckpointError: Unreadable file, unknown arch, wrong type or scale, or weights that do not fit the
+            arch; the message says what the file holds.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    import facesr_kd  # noqa: F401  (registers the archs)
+
+    state, arch, scale, key = read_checkpoint(path)
+    if opt_path is None and arch is None:
+        opt_path = find_option_file(path)
+    if opt_path is not None:
+        with open(opt_path) as f:
+            opt = yaml.safe_load(f) or {}
+        if not isinstance(opt.get('network_g'), dict):
+            raise CheckpointError(f'{opt_path}: has no `network_g` section to describe {path}')
+        arch = dict(opt['network_g'])
+        scale = opt.get('scale', scale)
+    if arch is None:
+        raise CheckpointError(
+            f'{_holds(path, arch, state, key)}; it does not say which network it is: pass the '
+            'option file it was trained with (--opt)'
+        )
+    type_ = arch.get('type')
+    if type_ not in ARCH_REGISTRY:
+        raise CheckpointError(f'{_holds(path, arch, state, key)}; `{type_}` is not a registered arch')
+    if expect_type is not None:
+        allowed = (expect_type,) if isinstance(expect_type, str) else tuple(expect_type)
+        if type_ not in allowed:
+            raise CheckpointError(f'{_holds(path, arch, state, key)}; expected {" or ".join(allowed)}')
+    cls = ARCH_REGISTRY.get(type_)
+    info = describe_arch(arch, cls, scale=scale)
+    if expect_scale is not None and info['scale'] != int(expect_scale):
+        raise CheckpointError(
+            f'{_holds(path, arch, state, key)}: x{info["scale"]} ({info["lq_size"]} -> '
+            f'{info["out_size"]}); expected x{expect_scale}'
+        )
+    kwargs = {k: v for k, v in arch.items() if k != 'type'}
+    params = _signature_defaults(cls)
+    kwargs.update({k: v for k, v in INFERENCE_OVERRIDES.items() if k in params or k in kwargs})
+    try:
+        net = cls(**kwargs)
+    except Exception as err:
+        raise CheckpointError(f'{_holds(path, arch, state, key)}; building {type_} failed: {err}') from err
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        own = net.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+        detail = '; '.join(
+            f'{name} {len(ks)} (e.g. {ks[:3]})'
+            for name, ks in (('missing', missing), ('unexpected', unexpected), ('shape mismatch', shape))
+            if ks
+        )
+        raise CheckpointError(
+            f'{_holds(path, arch, state, key)}; its weights do not fit {type_}({kwargs}): {detail}'
+        ) from err
+    net.eval().requires_grad_(False)
+    info.update(path=path, params_key=key, opt_path=opt_path)
+    return net.to(device), info

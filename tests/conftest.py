@@ -1,0 +1,66 @@
+"""Shared fixtures. Real faces are read in place from ``../shared/data`` (never copied into the project)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+FFHQ256 = SHARED_DATA / 'faces' / 'aligned' / 'ffhq256'
+FACEXLIB_WEIGHTS = SHARED_DATA / 'weights' / 'facexlib'
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f'{SHARED_DATA} is missing: the test suite reads the staged faces there (see DEVELOPERS docs)')
+    return SHARED_DATA
+
+
+def ffhq_ids(start, stop):
+    """Paths of the ffhq256 faces with ids in [start, stop), skipping the missing id 01099."""
+    return [p for i in range(start, stop) if (p := FFHQ256 / f'{i:05d}.jpg').exists()]
+
+
+@pytest.fixture(scope='session')
+def paired_faces(tmp_path_factory, shared_data):
+    """A tiny paired set made from real faces: HR 64x64 and LR 8x8 (x8), 6 train and 2 val faces, as PNGs.
+
+    Returns:
+        dict: ``train_hr``, ``train_lr``, ``val_hr``, ``val_lr`` folders.
+    """
+    from basicsr.utils.matlab_functions import imresize
+
+    root = tmp_path_factory.mktemp('paired_faces')
+    split = {'train': ffhq_ids(100, 106), 'val': ffhq_ids(0, 2)}
+    out = {}
+    for name, paths in split.items():
+        hr_dir, lr_dir = root / name / 'hr', root / name / 'lr'
+        hr_dir.mkdir(parents=True)
+        lr_dir.mkdir(parents=True)
+        for p in paths:
+            hr = cv2.resize(cv2.imread(str(p)), (64, 64), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(hr_dir / f'{p.stem}.png'), hr)
+            lr = imresize(hr.astype('float32') / 255.0, 1 / 8)
+            cv2.imwrite(str(lr_dir / f'{p.stem}.png'), (lr.clip(0, 1) * 255).round().astype('uint8'))
+        out[f'{name}_hr'], out[f'{name}_lr'] = str(hr_dir), str(lr_dir)
+    return out
+
+
+def run_python(args, cwd, env=None, timeout=600, check=True):
+    """Run ``python args...`` in ``cwd``; return the completed process (stdout and stderr merged)."""
+    full_env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1', **(env or {})}
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'python {" ".join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-6000:]}')
+    return proc
