@@ -208,7 +208,6 @@ def module_run_outputs_in_cwd():
     import basicsr.utils
     import basicsr.utils.logger
     import basicsr.utils.options as options
-
     from basicsr.utils import misc
 
     site_root = os.path.dirname(os.path.dirname(os.path.abspath(basicsr.__file__)))

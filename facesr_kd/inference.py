@@ -29,13 +29,13 @@ refused with a message (lower ``upscale``).
 import os
 import time
 
-import cv2
-import numpy as np
-import torch
-
 from facesr_kd.face import align
 from facesr_kd.face.components import boxes_from_landmarks5, template_boxes
 from facesr_kd.utils.checkpoint import load_sr_network
+
+import cv2
+import numpy as np
+import torch
 
 BG_UPSAMPLERS = ('none', 'bicubic', 'realesrgan')
 BOX_SOURCES = ('detect', 'template')
@@ -92,8 +92,7 @@ def build_bg_upsampler(name, model_path=None, tile=400, device='cpu'):
         raise ImportError('--bg-upsampler realesrgan needs the realesrgan package (pip install realesrgan)') from err
     if not model_path or not os.path.isfile(model_path):
         raise FileNotFoundError(
-            f'Real-ESRGAN weights not found at {model_path}; download {REALESRGAN_URL} and pass its path '
-            '(--bg-model)'
+            f'Real-ESRGAN weights not found at {model_path}; download {REALESRGAN_URL} and pass its path (--bg-model)'
         )
     from basicsr.archs.rrdbnet_arch import RRDBNet
 
@@ -210,10 +209,9 @@ class FaceSRRestorer:
             self._detector = build_detector(self.det_model, self.model_root, device=self.device, offline=self.offline)
         return self._detector
 
-    @property
-    def needs_detector(self):
-        """Whether whole photos or teacher boxes will need the detector (for aligned student input: no)."""
-        return True
+    def needs_detector(self, aligned=False):
+        """Whether restoring (aligned or whole) inputs uses the detector: whole photos and teacher box search do."""
+        return not aligned or (self.needs_boxes and self.box_source == 'detect')
 
     # ----------------------------------------------------------------------------------------------------------
     def enhance(self, img, aligned=False, only_center_face=False, paste_back=True):
@@ -282,7 +280,7 @@ class FaceSRRestorer:
         out_px = int(round(h * self.upscale)) * int(round(w * self.upscale))
         if self.max_pixels and out_px > self.max_pixels:
             raise ImageTooLargeError(
-                f'{w}x{h} upscaled x{self.upscale} is {out_px / 1e6:.0f} MP, over the {self.max_pixels / 1e6:.0f} MP '
+                f'{w}x{h} upscaled x{self.upscale} is {out_px / 1e6:.1f} MP, over the {self.max_pixels / 1e6:.1f} MP '
                 'limit; use a smaller --upscale or raise --max-pixels'
             )
 
@@ -381,7 +379,6 @@ class FaceSRRestorer:
         roi_affine = affine.copy()
         roi_affine[:, 2] += affine[:, :2] @ np.array([x0 / s, y0 / s])
         region = out[y0:y1, x0:x1]
-        face = face if out.dtype != np.uint8 else face.astype(np.float32)
         out[y0:y1, x0:x1] = align.paste_face(region, face, roi_affine, s)
 
     @staticmethod

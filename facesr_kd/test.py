@@ -12,9 +12,9 @@ def main(argv=None):
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     import facesr_kd  # noqa: F401  (compat fixes and registration)
-    from basicsr import test as basicsr_test
-
     from facesr_kd.utils.options import OptionError
+
+    from basicsr import test as basicsr_test
 
     try:
         basicsr_test.test_pipeline(os.getcwd())

@@ -13,9 +13,9 @@ def main(argv=None):
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     import facesr_kd  # noqa: F401  (compat fixes and registration)
-    from basicsr import train as basicsr_train
-
     from facesr_kd.utils.options import OptionError
+
+    from basicsr import train as basicsr_train
 
     try:
         basicsr_train.train_pipeline(os.getcwd())

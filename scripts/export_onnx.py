@@ -10,9 +10,11 @@ Example::
 """
 
 import argparse
+import copy
 import os
 import sys
 import warnings
+from collections import OrderedDict
 
 import torch
 
@@ -22,6 +24,43 @@ from facesr_kd.utils.checkpoint import load_sr_network  # noqa: E402
 
 INPUT_NAME = 'lq'
 OUTPUT_NAME = 'sr'
+
+
+def _plain(module):
+    """A plain module (e.g. ``nn.Conv2d``) holding the current value of each parametrized tensor of ``module``.
+
+    ``parametrize.remove_parametrizations`` is not used: it edits the parametrized class, which a deep copy shares
+    with the original network.
+    """
+    base = type(module).__bases__[0]
+    plain = base.__new__(base)
+    plain.__dict__.update(module.__dict__)
+    plain._modules = OrderedDict((k, v) for k, v in module._modules.items() if k != 'parametrizations')
+    plain._parameters = OrderedDict(module._parameters)
+    for name in module.parametrizations:
+        plain._parameters[name] = torch.nn.Parameter(getattr(module, name).detach().clone(), requires_grad=False)
+    return plain
+
+
+def bake_weight_norms(net):
+    """A copy of ``net`` in eval mode whose spectral-norm weights are baked into plain modules.
+
+    In eval mode spectral norm divides by a sigma computed from stored vectors (with ``vdot``, which ONNX lacks);
+    baking the weight gives the same outputs with plain convolutions. The original network is left as it was.
+    """
+    from torch.nn.utils import parametrize
+
+    net = copy.deepcopy(net).eval()
+    with torch.no_grad():
+        for parent in list(net.modules()):
+            for name, child in list(parent._modules.items()):
+                if child is not None and parametrize.is_parametrized(child):
+                    parent._modules[name] = _plain(child)
+        for module in net.modules():
+            for hook in list(module._forward_pre_hooks.values()):
+                if type(hook).__name__ == 'SpectralNorm':  # the older hook-based torch.nn.utils.spectral_norm
+                    torch.nn.utils.remove_spectral_norm(module, hook.name)
+    return net
 
 
 def export_onnx(net, lq_size, path, opset=17, dynamic_batch=True, batch=1):
@@ -40,7 +79,7 @@ def export_onnx(net, lq_size, path, opset=17, dynamic_batch=True, batch=1):
     """
     if getattr(net, 'needs_boxes', False):
         raise ValueError(f'{type(net).__name__} needs component boxes at test time; export the student instead')
-    net = net.eval().cpu()
+    net = bake_weight_norms(net.cpu())
     dummy = torch.rand(batch, 3, lq_size, lq_size)
     axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}} if dynamic_batch else None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -3,9 +3,9 @@
 import os
 import sys
 
-import torch
-
 import facesr_kd  # noqa: F401
+
+import torch
 from basicsr import train as basicsr_train
 from basicsr.models import base_model
 

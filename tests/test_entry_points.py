@@ -9,13 +9,13 @@ import sysconfig
 import time
 from pathlib import Path
 
+import facesr_kd
+from facesr_kd import hook
+
 import numpy as np
 import pytest
 import torch
 import yaml
-
-import facesr_kd
-from facesr_kd import hook
 
 from .conftest import run_python
 

@@ -15,11 +15,11 @@ The atoms in the file are raw encoder features (K-means centres).
 import os
 from collections import OrderedDict
 
+from facesr_kd.face.components import COMPONENTS, template_sizes
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from facesr_kd.face.components import COMPONENTS, template_sizes
 
 LEVELS = ('relu2_2', 'relu3_4', 'relu4_4', 'conv5_4')
 LEVEL_STRIDES = {'relu2_2': 2, 'relu3_4': 4, 'relu4_4': 8, 'conv5_4': 16}
@@ -224,7 +224,8 @@ def load_dictionary_file(path):
         raise FileNotFoundError(
             f'component dictionary {path} not found. Build it with scripts/build_dictionary.py '
             '(e.g. `python scripts/build_dictionary.py --gt-dir <HR faces> --boxes <boxes.json> -o '
-            f'{path}`) or load a teacher checkpoint that holds one.')
+            f'{path}`) or load a teacher checkpoint that holds one.'
+        )
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
@@ -239,8 +240,10 @@ def check_dictionary(data, out_size, num_atoms, source='dictionary'):
     """
     if not isinstance(data, dict) or 'atoms' not in data:
         raise ValueError(f'{source} is not a component dictionary (no "atoms" entry)')
-    held = (f'{source} holds out_size={data.get("out_size")}, num_atoms={data.get("num_atoms")}, '
-            f'components={data.get("components")}, levels={data.get("levels")}')
+    held = (
+        f'{source} holds out_size={data.get("out_size")}, num_atoms={data.get("num_atoms")}, '
+        f'components={data.get("components")}, levels={data.get("levels")}'
+    )
     if data.get('out_size') != out_size or data.get('num_atoms') != num_atoms:
         raise ValueError(f'{held}; expected out_size={out_size}, num_atoms={num_atoms}')
     if list(data.get('components', [])) != list(COMPONENTS) or list(data.get('levels', [])) != list(LEVELS):
@@ -250,8 +253,9 @@ def check_dictionary(data, out_size, num_atoms, source='dictionary'):
         expected = (num_atoms, *shape)
         if atoms is None or tuple(atoms.shape) != expected:
             got = None if atoms is None else tuple(atoms.shape)
-            raise ValueError(f'{held}; atoms[{key!r}] has shape {got}, expected {expected} '
-                             f'(templates for out_size={out_size})')
+            raise ValueError(
+                f'{held}; atoms[{key!r}] has shape {got}, expected {expected} (templates for out_size={out_size})'
+            )
 
 
 class ComponentDictionary(nn.Module):

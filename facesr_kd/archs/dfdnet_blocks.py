@@ -6,14 +6,20 @@ tail (conv, two residual blocks) whose output is the distillation feature, a con
 also uses :class:`DictionaryTransfer` to update the condition features with dictionary atoms.
 """
 
+from facesr_kd.archs.component_dictionary import (
+    ADAIN_EPS,
+    calc_mean_std,
+    crop_resize,
+    gather_crops,
+    group_by_shape,
+    resize,
+)
+from facesr_kd.face.components import COMPONENTS
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-
-from facesr_kd.archs.component_dictionary import (calc_mean_std, crop_resize, gather_crops, group_by_shape,
-                                                  resize)
-from facesr_kd.face.components import COMPONENTS
 
 
 def sn_conv(in_channels, out_channels, kernel_size=3, dilation=1):
@@ -53,8 +59,13 @@ class MSDilationBlock(nn.Module):
     def __init__(self, channels, dilations=(4, 3, 2, 1)):
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Sequential(sn_conv(channels, channels, dilation=d), nn.LeakyReLU(0.2, True),
-                          sn_conv(channels, channels, dilation=d)) for d in dilations)
+            nn.Sequential(
+                sn_conv(channels, channels, dilation=d),
+                nn.LeakyReLU(0.2, True),
+                sn_conv(channels, channels, dilation=d),
+            )
+            for d in dilations
+        )
         self.fusion = sn_conv(channels * len(dilations), channels)
 
     def forward(self, x):
@@ -80,13 +91,19 @@ class SFTUpBlock(nn.Module):
         # DFDNet applies LeakyReLU(0.2) twice here, which is one LeakyReLU(0.04).
         self.conv = nn.Sequential(Blur(in_channels), sn_conv(in_channels, out_channels), nn.LeakyReLU(0.04, True))
         self.scale = nn.Sequential(
-            sn_conv(cond_channels, out_channels), nn.LeakyReLU(0.2, True), sn_conv(out_channels, out_channels))
+            sn_conv(cond_channels, out_channels), nn.LeakyReLU(0.2, True), sn_conv(out_channels, out_channels)
+        )
         self.shift = nn.Sequential(
-            sn_conv(cond_channels, out_channels), nn.LeakyReLU(0.2, True), sn_conv(out_channels, out_channels),
-            nn.Sigmoid())
+            sn_conv(cond_channels, out_channels),
+            nn.LeakyReLU(0.2, True),
+            sn_conv(out_channels, out_channels),
+            nn.Sigmoid(),
+        )
         self.up = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False), sn_conv(out_channels, out_channels),
-            nn.LeakyReLU(0.2, True))
+            nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False),
+            sn_conv(out_channels, out_channels),
+            nn.LeakyReLU(0.2, True),
+        )
 
     def forward(self, x, cond):
         return self.up(self.conv(x) * self.scale(cond) + self.shift(cond))
@@ -98,7 +115,8 @@ class ResBlock(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(channels, channels, 3, 1, 1))
+            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(channels, channels, 3, 1, 1)
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -128,7 +146,8 @@ class DFDNetDecoder(nn.Module):
         self.dilated = MSDilationBlock(widths[0])
         self.ups = nn.ModuleList(SFTUpBlock(widths[i], widths[i + 1], c) for i, c in enumerate(cond_channels))
         self.tail = nn.Sequential(
-            sn_conv(num_feat, num_feat), nn.LeakyReLU(0.2, True), ResBlock(num_feat), ResBlock(num_feat))
+            sn_conv(num_feat, num_feat), nn.LeakyReLU(0.2, True), ResBlock(num_feat), ResBlock(num_feat)
+        )
         self.to_rgb = nn.Conv2d(num_feat, 3, 3, 1, 1)
 
     def forward(self, x, conds):
@@ -151,7 +170,7 @@ class ConfidenceBlock(nn.Sequential):
 
 
 def box_masks(fboxes, height, width):
-    """Boolean masks of integer boxes.
+    """Masks of integer boxes.
 
     Args:
         fboxes (Tensor): (B, 4) integer boxes.
@@ -170,9 +189,10 @@ class DictionaryTransfer(nn.Module):
 
     Per sample and component: crop the component, resize it to the template, AdaIN every atom to the crop's
     per-channel statistics, score atoms by inner product with the crop, take the best one, resize it back to
-    the crop, and update ``crop + confidence(atom - crop) * atom``. Crops come from the input feature;
-    updated crops are pasted back in component order (a later component overwrites an overlap). Every sample
-    uses its own boxes and chooses its own atoms.
+    the crop, and update ``crop + confidence(atom - crop) * atom``. Every sample uses its own boxes and chooses
+    its own atoms. Updated crops are pasted back into the input feature; where component boxes overlap, the
+    updated crops are averaged. (DFDNet overwrites in component order instead; at 256 output the mouth box then
+    covers the whole nose box at conv5_4, which would leave the nose's confidence block without any effect.)
 
     Args:
         level_channels (dict[str, int]): Feature channels per level.
@@ -190,7 +210,9 @@ class DictionaryTransfer(nn.Module):
         """Best atom per crop after AdaIN of the atoms to the crop.
 
         ``<crop, n_k * s + m> = sum_c s_c <crop_c - m_c, n_kc> + const``, with ``n_k`` the normalised atom and
-        ``(m, s)`` the crop's statistics, so all scores are one matmul.
+        ``(m, s)`` the crop's statistics, so all scores are one matmul. Channels that are constant up to float
+        rounding carry no structure and are left out, so a constant crop ties every atom and picks atom 0
+        whatever the rest of the batch.
 
         Args:
             crops (Tensor): (B, C, t, t) template-sized crops.
@@ -199,8 +221,10 @@ class DictionaryTransfer(nn.Module):
         Returns:
             Tensor: (B,) int64 index of the best atom (the first one on ties).
         """
-        mean, std = calc_mean_std(crops)
-        weighted = ((crops - mean) * std).flatten(1)
+        var, mean = torch.var_mean(crops, dim=(2, 3), correction=0, keepdim=True)
+        flat = var <= 1e-10 * mean.square() + 1e-30
+        centered = (crops - mean).masked_fill(flat, 0)
+        weighted = (centered * (var + ADAIN_EPS).sqrt()).flatten(1)
         scores = weighted @ atoms.flatten(1).to(weighted.dtype).t()
         return scores.argmax(1)
 
@@ -218,7 +242,7 @@ class DictionaryTransfer(nn.Module):
             component.
         """
         height, width = feat.shape[-2:]
-        out = feat
+        residual, count = 0, 0
         chosen_idx = {}
         for ci, component in enumerate(COMPONENTS):
             fb = fboxes[:, ci]
@@ -233,9 +257,32 @@ class DictionaryTransfer(nn.Module):
             for (h, w), indices in group_by_shape(fb).items():
                 part = gather_crops(feat, fb, indices)
                 atom = resize(chosen[indices], (h, w))
-                updated = part + conf(atom - part) * atom
+                update = conf(atom - part) * atom
                 for j, i in enumerate(indices):
                     x1, y1, x2, y2 = fb[i].tolist()
-                    patches[i] = F.pad(updated[j], (x1, width - x2, y1, height - y2))
-            out = torch.where(box_masks(fb, height, width).to(feat.device), torch.stack(patches), out)
-        return out, chosen_idx
+                    patches[i] = F.pad(update[j], (x1, width - x2, y1, height - y2))
+            residual = residual + torch.stack(patches)
+            count = count + box_masks(fb, height, width).to(feat.device, feat.dtype)
+        return feat + residual / count.clamp(min=1), chosen_idx
+
+
+def bake_spectral_norm(net):
+    """Replace every spectral-norm parametrization by its current weight, in place, for deployment.
+
+    In eval mode spectral norm recomputes ``W / sigma`` from fixed vectors on every call; baking computes it
+    once. The network then holds plain weights (it can no longer be trained with spectral norm).
+
+    Args:
+        net (nn.Module): Any network.
+
+    Returns:
+        nn.Module: ``net``.
+    """
+    from torch.nn.utils import parametrize
+
+    with torch.no_grad():
+        for module in list(net.modules()):
+            if parametrize.is_parametrized(module):
+                for name in list(module.parametrizations):
+                    parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return net

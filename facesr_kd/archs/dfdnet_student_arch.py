@@ -1,12 +1,12 @@
 """DFDNet-style student: the teacher's encoder and decoder without the dictionary path (no boxes needed)."""
 
-import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
-from torch import nn
-
 from facesr_kd.archs.component_dictionary import LEVEL_CHANNELS, LEVELS
 from facesr_kd.archs.dfdnet_blocks import DFDNetDecoder
 from facesr_kd.archs.vgg19 import VGG19Features
+
+import torch.nn.functional as F
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
 
 
 @ARCH_REGISTRY.register()
@@ -38,9 +38,10 @@ class DFDNetStudent(nn.Module):
         self.num_feat = num_feat
         self.feat_channels = num_feat
         self.encoder = VGG19Features(
-            LEVELS, pretrained=vgg_pretrained, weights_path=vgg_weights, allow_download=vgg_download)
-        self.decoder = DFDNetDecoder(
-            num_feat, enc_channels=LEVEL_CHANNELS['conv5_4'], cond_channels=tuple(LEVEL_CHANNELS[n] for n in LEVELS[::-1]))
+            LEVELS, pretrained=vgg_pretrained, weights_path=vgg_weights, allow_download=vgg_download
+        )
+        cond_channels = tuple(LEVEL_CHANNELS[level] for level in LEVELS[::-1])
+        self.decoder = DFDNetDecoder(num_feat, enc_channels=LEVEL_CHANNELS['conv5_4'], cond_channels=cond_channels)
 
     def encode(self, lq):
         """Encoder features of the input bicubic-upsampled to ``out_size``.

@@ -1,13 +1,18 @@
 """DFDNet-style teacher: the student's network whose SFT conditions are updated with component dictionaries."""
 
-import torch
-from basicsr.utils.registry import ARCH_REGISTRY
-
-from facesr_kd.archs.component_dictionary import LEVEL_CHANNELS, LEVEL_STRIDES, LEVELS, ComponentDictionary, \
-    feature_boxes
+from facesr_kd.archs.component_dictionary import (
+    LEVEL_CHANNELS,
+    LEVEL_STRIDES,
+    LEVELS,
+    ComponentDictionary,
+    feature_boxes,
+)
 from facesr_kd.archs.dfdnet_blocks import DictionaryTransfer
 from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
 from facesr_kd.face.components import COMPONENTS
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 @ARCH_REGISTRY.register()
@@ -35,8 +40,16 @@ class DFDNetTeacher(DFDNetStudent):
 
     needs_boxes = True
 
-    def __init__(self, out_size=256, num_feat=64, num_atoms=512, dict_path=None, vgg_pretrained=True,
-                 vgg_weights=None, vgg_download=False):
+    def __init__(
+        self,
+        out_size=256,
+        num_feat=64,
+        num_atoms=512,
+        dict_path=None,
+        vgg_pretrained=True,
+        vgg_weights=None,
+        vgg_download=False,
+    ):
         super().__init__(out_size, num_feat, vgg_pretrained, vgg_weights, vgg_download)
         self.num_atoms = num_atoms
         self.dictionary = ComponentDictionary(out_size, num_atoms)
@@ -54,14 +67,18 @@ class DFDNetTeacher(DFDNetStudent):
         self.dictionary.load(path_or_dict)
 
     def _check(self, lq, boxes):
-        if not bool(self.dictionary.loaded):
+        # Meta tensors (shape-only runs) hold no flag value to check.
+        if not self.dictionary.loaded.is_meta and not bool(self.dictionary.loaded):
             raise RuntimeError(
                 'DFDNetTeacher has no component dictionary: pass `dict_path` (a file built by '
-                'scripts/build_dictionary.py), call load_dictionary(), or load a teacher checkpoint that holds one.')
+                'scripts/build_dictionary.py), call load_dictionary(), or load a teacher checkpoint that holds one.'
+            )
         boxes = torch.as_tensor(boxes)
         if boxes.shape != (lq.shape[0], len(COMPONENTS), 4):
-            raise ValueError(f'boxes must be ({lq.shape[0]}, {len(COMPONENTS)}, 4) for a batch of {lq.shape[0]}, '
-                             f'got {tuple(boxes.shape)}')
+            raise ValueError(
+                f'boxes must be ({lq.shape[0]}, {len(COMPONENTS)}, 4) for a batch of {lq.shape[0]}, '
+                f'got {tuple(boxes.shape)}'
+            )
         return boxes
 
     def _transfer(self, feats, boxes):

@@ -18,7 +18,8 @@ def conv_prelu(in_channels, out_channels, kernel_size, stride=1, padding=None):
 def deconv_prelu(in_channels, out_channels, kernel_size, stride, padding):
     """Transposed conv followed by a PReLU (one slope, initialised at 0.2)."""
     return nn.Sequential(
-        nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding), nn.PReLU(init=0.2))
+        nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding), nn.PReLU(init=0.2)
+    )
 
 
 class FeedbackBlock(nn.Module):
@@ -80,8 +81,16 @@ class SRFBN(nn.Module):
         (B, num_out_ch, h * upscale, w * upscale), one per step; eval mode: the last step's output.
     """
 
-    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_steps=4, num_groups=6, upscale=8,
-                 rgb_mean=(0.4488, 0.4371, 0.4040)):
+    def __init__(
+        self,
+        num_in_ch=3,
+        num_out_ch=3,
+        num_feat=64,
+        num_steps=4,
+        num_groups=6,
+        upscale=8,
+        rgb_mean=(0.4488, 0.4371, 0.4040),
+    ):
         super().__init__()
         if upscale not in PROJECTION:
             raise ValueError(f'SRFBN supports upscale {sorted(PROJECTION)}, got {upscale}')

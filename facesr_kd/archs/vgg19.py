@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torchvision.models import vgg19
+from torchvision.models.vgg import cfgs, make_layers
 
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 VGG19_FILE = os.path.basename(VGG19_URL)
@@ -78,11 +78,13 @@ class VGG19Features(nn.Module):
         if unknown:
             raise ValueError(f'unknown VGG19 layers {unknown}; choose from {LAYER_NAMES}')
         self.layers = tuple(layers)
-        net = vgg19(weights=None)
+        # Only the conv part of VGG19 (torchvision's config 'E'): the classifier would be 120M wasted weights.
+        features = make_layers(cfgs['E'], batch_norm=False)
         if pretrained:
-            net.load_state_dict(load_vgg19_state_dict(weights_path, allow_download))
+            state = load_vgg19_state_dict(weights_path, allow_download)
+            features.load_state_dict({k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')})
         last = max(LAYER_NAMES.index(n) for n in self.layers)
-        modules = [nn.ReLU(inplace=False) if isinstance(m, nn.ReLU) else m for m in net.features[:last + 1]]
+        modules = [nn.ReLU(inplace=False) if isinstance(m, nn.ReLU) else m for m in features[:last + 1]]
         self.features = nn.Sequential(OrderedDict(zip(LAYER_NAMES, modules)))
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

@@ -4,10 +4,10 @@ The affine matrices here map photo pixels to aligned-face pixels (2x3, OpenCV co
 integer coordinates).
 """
 
+from facesr_kd.face.components import FFHQ_TEMPLATE_512
+
 import cv2
 import numpy as np
-
-from facesr_kd.face.components import FFHQ_TEMPLATE_512
 
 # facexlib's fill for crop pixels that fall outside the photo (BGR gray).
 BORDER_VALUE = (135, 133, 132)

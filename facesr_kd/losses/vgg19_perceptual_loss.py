@@ -1,9 +1,9 @@
+from facesr_kd.archs.vgg19 import VGG19Features
+
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
-
-from facesr_kd.archs.vgg19 import VGG19Features
 
 
 @LOSS_REGISTRY.register()

@@ -1,13 +1,13 @@
 from collections import OrderedDict
 
+from facesr_kd.models.face_sr_model import FaceSRModel
+
 import torch
 from basicsr.archs import build_network
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
-
-from facesr_kd.models.face_sr_model import FaceSRModel
 
 
 @MODEL_REGISTRY.register()
@@ -63,10 +63,13 @@ class DictDistillModel(FaceSRModel, SRGANModel):
                 get_root_logger().info(f'Loading the feature adapter from {path}.')
 
     def setup_optimizers(self):
-        super().setup_optimizers()
+        super().setup_optimizers()  # FaceSRModel's: the student's trainable parameters
         adapter_params = list(self.adapter.parameters())
         if adapter_params:
             self.optimizer_g.add_param_group({'params': adapter_params})
+        optim_d = dict(self.opt['train']['optim_d'])
+        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.net_d.parameters(), **optim_d)
+        self.optimizers.append(self.optimizer_d)
 
     def optimize_parameters(self, current_iter):
         with torch.no_grad():

@@ -1,8 +1,12 @@
+import json
 import os
+import statistics
+import time
 from collections import OrderedDict
 
 import torch
 from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
@@ -22,8 +26,21 @@ class FaceSRModel(SRModel):
     - networks that return one output per step in training (SRFBN) get the pixel loss on every step's output,
       summed, and the perceptual loss on the last one;
     - checkpoints carry an ``arch`` entry (the network options), so inference needs no option file, and are
-      written atomically.
+      written atomically;
+    - a test run (``basicsr/test.py``, ``facesr_kd.test``) writes ``metrics.json`` beside its log: metric
+      averages per dataset, parameter count and median latency per face, for ``scripts/make_table1.py``.
     """
+
+    def setup_optimizers(self):
+        # BasicSR warns once per frozen parameter; the frozen VGG encoder would flood the log.
+        frozen = [n for n, p in self.net_g.named_parameters() if not p.requires_grad]
+        if frozen:
+            get_root_logger().info(f'{len(frozen)} frozen parameters (e.g. {frozen[0]}) are not optimized.')
+        train_opt = self.opt['train']
+        optim_type = train_opt['optim_g'].pop('type')
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        self.optimizer_g = self.get_optimizer(optim_type, params, **train_opt['optim_g'])
+        self.optimizers.append(self.optimizer_g)
 
     def feed_data(self, data):
         super().feed_data(data)
@@ -68,8 +85,40 @@ class FaceSRModel(SRModel):
         was_training = net.training
         net.eval()
         with torch.no_grad():
+            start = time.perf_counter()
             self.output = self.run_network(net)
+            if self.output.is_cuda:
+                torch.cuda.synchronize()
+            self.latencies = getattr(self, 'latencies', [])
+            self.latencies.append((time.perf_counter() - start) / self.lq.shape[0])
         net.train(was_training)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self.latencies = []
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        if not self.opt['is_train']:
+            self._write_test_summary(dataloader.dataset.opt['name'])
+
+    @master_only
+    def _write_test_summary(self, dataset_name):
+        path = os.path.join(self.opt['path']['results_root'], 'metrics.json')
+        summary = json.load(open(path)) if os.path.exists(path) else {}
+        net = self.get_bare_model(self.net_g)
+        summary[dataset_name] = {
+            'name': self.opt['name'],
+            'arch': type(net).__name__,
+            'metrics': {k: float(v) for k, v in getattr(self, 'metric_results', {}).items()},
+            'num_images': len(self.latencies),
+            'params': sum(p.numel() for p in net.parameters()),
+            # Saved buffers: the teacher's component dictionary, for instance.
+            'buffers_mb': sum(b.numel() * b.element_size() for b in net.buffers()) / 2**20,
+            # The first face includes warm-up; the median ignores it.
+            'latency_s_per_face': statistics.median(self.latencies) if self.latencies else None,
+            'device': str(self.device),
+        }
+        with open(f'{path}.tmp', 'w') as f:
+            json.dump(summary, f, indent=2)
+        os.replace(f'{path}.tmp', path)
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):

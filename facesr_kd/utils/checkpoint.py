@@ -15,6 +15,7 @@ code. The network is built through BasicSR's ``ARCH_REGISTRY`` (``import facesr_
 strictly, and put in eval mode.
 """
 
+import contextlib
 import glob
 import inspect
 import os
@@ -25,10 +26,11 @@ import yaml
 # The task: 32x32 aligned faces to 256x256.
 DEFAULT_LQ_SIZE = 32
 DEFAULT_SCALE = 8
-# Constructor arguments that would load weights from elsewhere (ImageNet VGG, dictionaries). When building a
-# network to load a checkpoint into, the checkpoint already holds those weights: they are switched off here,
-# deliberately, and the strict load of the full state dict fills them in.
-INFERENCE_OVERRIDES = {'vgg_pretrained': False, 'vgg_weights': None}
+# Constructor arguments that would load weights from elsewhere (ImageNet VGG, the teacher's dictionary file).
+# When building a network to load a checkpoint into, the checkpoint already holds those weights (the dictionary
+# is a set of buffers): they are switched off here, deliberately, and the strict load of the full state dict
+# fills them in.
+INFERENCE_OVERRIDES = {'vgg_pretrained': False, 'vgg_weights': None, 'vgg_download': False, 'dict_path': None}
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -199,6 +201,27 @@ def _holds(path, arch, state, key):
     return f'{path} holds {arch_txt}, {len(keys)} tensors in `{key}` (e.g. {shapes})'
 
 
+@contextlib.contextmanager
+def _no_weight_init():
+    """Skip ``torch.nn.init`` while building a network whose every weight a strict load overwrites next.
+
+    Random initialisation of the VGG19 encoder alone takes seconds on a CPU; it is wasted work here.
+    """
+    names = [n for n in dir(torch.nn.init) if n.endswith('_') and not n.startswith('_')]
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+
+    def keep(tensor, *args, **kwargs):
+        return tensor
+
+    try:
+        for n in names:
+            setattr(torch.nn.init, n, keep)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(torch.nn.init, n, f)
+
+
 def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect_type=None):
     """Build the network a checkpoint describes and load its weights, for inference.
 
@@ -220,9 +243,9 @@ def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect
         CheckpointError: Unreadable file, unknown arch, wrong type or scale, or weights that do not fit the
             arch; the message says what the file holds.
     """
-    from basicsr.utils.registry import ARCH_REGISTRY
-
     import facesr_kd  # noqa: F401  (registers the archs)
+
+    from basicsr.utils.registry import ARCH_REGISTRY
 
     state, arch, scale, key = read_checkpoint(path)
     if opt_path is None and arch is None:
@@ -257,7 +280,8 @@ def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect
     params = _signature_defaults(cls)
     kwargs.update({k: v for k, v in INFERENCE_OVERRIDES.items() if k in params or k in kwargs})
     try:
-        net = cls(**kwargs)
+        with _no_weight_init():
+            net = cls(**kwargs)
     except Exception as err:
         raise CheckpointError(f'{_holds(path, arch, state, key)}; building {type_} failed: {err}') from err
     try:

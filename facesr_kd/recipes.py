@@ -1,0 +1,139 @@
+"""The five recipes of the paper's Table 1 as option dicts, at any preset size.
+
+The shipped option files (``options/*.yml``, ``options/test/*.yml``) are the paper-scale recipes; a preset
+changes only sizes, widths, iterations and paths, so the smoke runs of the test suite and the ``small``
+benchmark exercise exactly the recipes that ship. ``scripts/reproduce_table1.py`` is the CLI over this module.
+"""
+
+import copy
+import os
+
+import yaml
+
+# Row label -> (train option file, test option file, model kind).
+METHODS = {
+    'Teacher': ('train_teacher_vggface2.yml', 'test_teacher_vggface2.yml', 'teacher'),
+    'Student w/o KD': ('train_student_nokd_vggface2.yml', 'test_student_nokd_vggface2.yml', 'student'),
+    'Student': ('distill_vggface2.yml', 'test_student_vggface2.yml', 'student'),
+    'RCAN': ('train_rcan_x8_vggface2.yml', 'test_rcan_x8_vggface2.yml', 'rcan'),
+    'SRFBN': ('train_srfbn_x8_vggface2.yml', 'test_srfbn_x8_vggface2.yml', 'srfbn'),
+}
+PRESETS = {
+    'smoke': {
+        'size': 64, 'num_feat': 8, 'disc_feat': 8, 'num_atoms': 4, 'iters': 4, 'batch': 2, 'workers': 0,
+        'rcan': {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},
+        'srfbn': {'num_feat': 8, 'num_steps': 2, 'num_groups': 1},
+        'train_range': '100:108', 'test_range': '0:4', 'demo_train': 8, 'demo_test': 4, 'figure_faces': 2,
+    },
+    'small': {
+        'size': 128, 'num_feat': 32, 'disc_feat': 32, 'num_atoms': 64, 'iters': 600, 'batch': 4, 'workers': 2,
+        'rcan': {'num_feat': 32, 'num_group': 3, 'num_block': 4, 'squeeze_factor': 8},
+        'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3},
+        'train_range': '100:', 'test_range': '0:100', 'demo_train': 48, 'demo_test': 8, 'figure_faces': 4,
+    },
+    'paper': {
+        'size': 256, 'num_atoms': 512, 'train_range': ':', 'test_range': ':', 'demo_train': 0, 'demo_test': 0,
+        'figure_faces': 4,
+    },
+}  # yapf: disable
+
+
+def options_dir():
+    """The shipped ``options/`` folder of the source checkout."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options')
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f'{path} not found: the recipes read the option files of a source checkout '
+                                '(git clone the project and pip install -e . there).')
+    return path
+
+
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def write_yaml(opt, path):
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return path
+
+
+def _dataset(opt_ds, data_dir, size, preset, phase):
+    ds = copy.deepcopy(opt_ds)
+    ds.update(dataroot_gt=os.path.join(data_dir, 'hr'), dataroot_lq=os.path.join(data_dir, 'lr_x8'),
+              meta_info_file=os.path.join(data_dir, 'meta_info.txt'), gt_size=size)
+    if 'boxes_file' in ds or ds.get('box_source') != 'template':
+        ds.pop('box_source', None)
+        ds['boxes_file'] = os.path.join(data_dir, 'boxes.json')
+    if phase == 'train' and 'batch' in preset:
+        ds.update(batch_size_per_gpu=preset['batch'], num_worker_per_gpu=preset['workers'])
+    return ds
+
+
+def _vgg(opt_net, vgg_file):
+    if opt_net.get('type') in ('DFDNetStudent', 'DFDNetTeacher') and opt_net.get('vgg_pretrained', True):
+        opt_net['vgg_weights'] = vgg_file
+
+
+def _networks(opt, kind, preset, vgg_file, dict_path):
+    net = opt['network_g']
+    net_t = opt.get('network_t')
+    if kind in ('teacher', 'student'):
+        net['out_size'] = preset['size']
+        for n in (net, net_t):
+            if n is not None and 'num_feat' in preset:
+                n['num_feat'] = preset['num_feat']
+        for n in (net, net_t):
+            if n is not None and n['type'] == 'DFDNetTeacher':
+                n.update(out_size=preset['size'], num_atoms=preset['num_atoms'])
+                if 'dict_path' in n:
+                    n['dict_path'] = dict_path
+        if 'network_d' in opt and 'disc_feat' in preset:
+            opt['network_d'].update(in_channels=preset['num_feat'], num_feat=preset['disc_feat'])
+    elif kind in preset:
+        net.update(preset[kind])
+    _vgg(net, vgg_file)
+
+
+def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device):
+    """The option file of one training stage: the shipped one with the preset's sizes and this run's paths."""
+    train_file, _, kind = METHODS[method]
+    opt = load_yaml(os.path.join(options_dir(), train_file))
+    opt['name'] = f'{os.path.splitext(train_file)[0]}'
+    opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
+    opt['datasets'] = {
+        'train': _dataset(opt['datasets']['train'], data['train'], preset['size'], preset, 'train'),
+        'val': _dataset(opt['datasets']['val'], data['test'], preset['size'], preset, 'val'),
+    }
+    _networks(opt, kind, preset, vgg_file, dict_path)
+    if 'network_t' in opt:
+        teacher = make_train_options('Teacher', preset, work_dir, data, vgg_file, dict_path, device)['name']
+        opt['path']['pretrain_network_t'] = os.path.join(work_dir, 'experiments', teacher, 'models',
+                                                         'net_g_latest.pth')
+    percep = opt['train'].get('perceptual_opt')
+    if percep is not None:
+        percep['weights_path'] = vgg_file
+    if 'iters' in preset:
+        iters = preset['iters']
+        opt['train']['total_iter'] = iters
+        opt['train']['scheduler']['milestones'] = [iters // 2, iters * 3 // 4]
+        opt['logger'].update(print_freq=max(1, iters // 20), save_checkpoint_freq=max(2, iters // 4),
+                             use_tb_logger=False)
+        opt['val']['val_freq'] = iters
+        opt.pop('dist_params', None)
+    return opt
+
+
+def make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_random):
+    _, test_file, kind = METHODS[method]
+    opt = load_yaml(os.path.join(options_dir(), 'test', test_file))
+    opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
+    opt['datasets']['test_1'] = _dataset(opt['datasets']['test_1'], data['test'], preset['size'], preset, 'test')
+    _networks(opt, kind, preset, vgg_file, None)
+    train_name = make_train_options(method, preset, work_dir, data, vgg_file, None, device)['name']
+    opt['path']['pretrain_network_g'] = os.path.join(work_dir, 'experiments', train_name, 'models',
+                                                     'net_g_latest.pth')
+    for metric in opt['val']['metrics'].values():
+        if metric['type'] == 'calculate_lpips' and lpips_random:
+            metric['random_backbone'] = True
+    return opt

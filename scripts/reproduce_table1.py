@@ -1,0 +1,264 @@
+"""Reproduce the paper's Table 1 and Figure 1 from face photos, in one command.
+
+Stages, each skipped when its output exists (training stages resume with ``--auto_resume``):
+prepare (train/test faces, LR, boxes) -> build dictionary -> train teacher -> train student without KD ->
+distil -> train RCAN x8 -> train SRFBN x8 -> test all five -> table (Markdown/CSV) + figure.
+
+Presets:
+  smoke  64x64 faces (8x8 LR), tiny widths, a few iterations: checks the chain in minutes on a laptop CPU.
+  small  128x128 faces (16x16 LR), reduced widths and iterations: about an hour on a 2-core CPU.
+  paper  256x256 faces (32x32 LR), the shipped option files unchanged (VGGFace2; multi-GPU with --nproc).
+
+Without ``--faces``, a demo set is built offline from two portraits shipped inside installed packages:
+scikit-image's ``astronaut.png`` (Eileen Collins, NASA, public domain) and matplotlib's ``grace_hopper.jpg``
+(sample data), aligned with hand-measured landmarks and jittered into several crops. Train and test then share
+identities: a check that the chain runs, never a result.
+
+Without ImageNet VGG19 weights (torchvision's ``vgg19-dcbb9e9d.pth``), ``--random-vgg`` uses one fixed
+random-initialised VGG19 (saved in the work folder, shared by the dictionary, encoders and perceptual loss),
+and LPIPS runs on random backbones; the table then labels its LPIPS column as not LPIPS.
+
+Usage::
+
+    python scripts/reproduce_table1.py --preset smoke
+    python scripts/reproduce_table1.py --preset small --faces ../shared/data/faces/aligned/ffhq256 --aligned \\
+        --train-range 100: --test-range 0:100 --random-vgg
+"""
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, 'scripts'))
+
+from facesr_kd.archs.vgg19 import default_vgg19_path  # noqa: E402
+from facesr_kd.face.align import estimate_affine, warp_face  # noqa: E402
+from facesr_kd.recipes import PRESETS, make_test_options, make_train_options, write_yaml  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+# Hand-measured five landmarks (eyes, nose tip, mouth corners) of the shipped demo portraits.
+DEMO_PORTRAITS = {
+    'astronaut': [[203.5, 101.0], [245.5, 103.0], [224.0, 126.0], [201.0, 141.0], [252.0, 139.0]],
+    'grace_hopper': [[220.0, 187.0], [305.0, 186.0], [265.0, 245.0], [232.0, 275.0], [307.0, 275.0]],
+}
+
+
+def demo_portrait_paths():
+    import matplotlib.cbook
+    import skimage
+
+    return {
+        'astronaut': os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'),
+        'grace_hopper': matplotlib.cbook.get_sample_data('grace_hopper.jpg', asfileobj=False),
+    }
+
+
+def build_demo_faces(out_dir, num_train, num_test, size=256, seed=0):
+    """Aligned demo faces from the two shipped portraits, each crop with its own small similarity jitter.
+
+    Returns:
+        tuple[str, str]: The train and test folders of aligned ``size`` x ``size`` PNGs.
+    """
+    rng = np.random.default_rng(seed)
+    paths = demo_portrait_paths()
+    folders = {split: os.path.join(out_dir, split) for split in ('train', 'test')}
+    for split, count in (('train', num_train), ('test', num_test)):
+        os.makedirs(folders[split], exist_ok=True)
+        for i in range(count):
+            name = sorted(DEMO_PORTRAITS)[i % 2]
+            out = os.path.join(folders[split], f'{split}_{i:03d}_{name}.png')
+            if os.path.exists(out):
+                continue
+            img = cv2.imread(paths[name])
+            lm = np.array(DEMO_PORTRAITS[name])
+            angle, zoom = np.deg2rad(rng.uniform(-6, 6)), rng.uniform(0.94, 1.06)
+            shift = rng.uniform(-0.03, 0.03, size=2) * np.ptp(lm[:, 0])
+            center = lm.mean(0)
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) * zoom
+            jittered = (lm - center) @ rot.T + center + shift
+            face = warp_face(img, estimate_affine(jittered, size), size, border='reflect')
+            cv2.imwrite(out, face[:, ::-1] if rng.random() < 0.5 else face)
+    return folders['train'], folders['test']
+
+
+def parse_range(text):
+    start, _, end = text.partition(':')
+    return (int(start) if start else None), (int(end) if end else None)
+
+
+def random_vgg_file(work_dir, seed=0):
+    """One fixed random-initialised VGG19 state dict shared by every stage (never an ImageNet stand-in)."""
+    path = os.path.join(work_dir, f'vgg19_RANDOM_seed{seed}.pth')
+    if not os.path.exists(path):
+        from torchvision.models import vgg19
+
+        torch.manual_seed(seed)
+        torch.save(vgg19(weights=None).state_dict(), path)
+    return path
+
+
+class Runner:
+    """Runs stages as subprocesses in the work folder and logs every command."""
+
+    def __init__(self, work_dir, dry_run=False):
+        self.work_dir = work_dir
+        self.log = os.path.join(work_dir, 'commands.log')
+        self.dry_run = dry_run
+
+    def run(self, args, stage):
+        cmd = [sys.executable, *map(str, args)]
+        line = ' '.join(shlex.quote(c) for c in cmd)
+        with open(self.log, 'a') as f:
+            f.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {stage}\n(cd {shlex.quote(self.work_dir)} && {line})\n')
+        print(f'[{stage}] {line}', flush=True)
+        if self.dry_run:
+            return
+        env = {**os.environ, 'PYTHONPATH': os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')])}
+        proc = subprocess.run(cmd, cwd=self.work_dir, env=env)
+        if proc.returncode != 0:
+            sys.exit(f'error: stage {stage!r} failed ({proc.returncode}); fix it and re-run: finished stages are '
+                     f'skipped and training resumes. Commands are in {self.log}.')
+
+
+def prepare_split(args, preset, work_dir, split, input_dir, rng):
+    from prepare_vggface2 import prepare_faces
+
+    out = os.path.join(work_dir, 'data', split)
+    start, end = parse_range(rng)
+    prepare_faces(input_dir, out, aligned=args.aligned, det_model=args.det_model, model_root=args.model_root,
+                  size=preset['size'], scale=8, start=start, end=end, workers=args.workers, progress=True)
+    return out
+
+
+def main(args):
+    preset = PRESETS[args.preset]
+    work_dir = os.path.abspath(args.work_dir or os.path.join('runs', f'table1_{args.preset}'))
+    os.makedirs(work_dir, exist_ok=True)
+    runner = Runner(work_dir, dry_run=args.dry_run)
+    t0 = time.time()
+
+    # Weights: ImageNet VGG19, or one explicit fixed random VGG19 (the smoke preset falls back to it, loudly).
+    have_vgg = os.path.isfile(args.vgg_weights or default_vgg19_path())
+    if args.preset == 'smoke' and not have_vgg and not args.random_vgg:
+        print('ImageNet VGG19 weights not found: the smoke preset continues with a random VGG19.', flush=True)
+        args.random_vgg = True
+    if args.random_vgg:
+        vgg_file = random_vgg_file(work_dir)
+        print(f'WARNING: random-initialised VGG19 ({vgg_file}) and random LPIPS backbones: the table checks the '
+              'chain; its LPIPS column is not LPIPS and no figure here is a quality result.', flush=True)
+    else:
+        vgg_file = args.vgg_weights or default_vgg19_path()
+        if not os.path.isfile(vgg_file):
+            sys.exit(f'error: ImageNet VGG19 weights not found at {vgg_file}. Download '
+                     'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth there (or pass --vgg-weights), or run '
+                     'with --random-vgg to check the chain without them.')
+
+    # 1. Faces.
+    if args.faces:
+        inputs = {'train': args.faces, 'test': args.faces}
+        ranges = {'train': args.train_range or preset['train_range'], 'test': args.test_range or preset['test_range']}
+        if os.path.isdir(os.path.join(args.faces, 'train')) and os.path.isdir(os.path.join(args.faces, 'test')):
+            inputs = {s: os.path.join(args.faces, s) for s in inputs}  # a VGGFace2-style root
+    else:
+        print('No --faces given: building the offline demo set from portraits shipped in scikit-image and '
+              'matplotlib (train and test share identities: a smoke check, not a result).', flush=True)
+        train_dir, test_dir = build_demo_faces(os.path.join(work_dir, 'demo_faces'), preset['demo_train'],
+                                               preset['demo_test'])
+        inputs, ranges = {'train': train_dir, 'test': test_dir}, {'train': ':', 'test': ':'}
+        args.aligned = True
+    data = {split: prepare_split(args, preset, work_dir, split, inputs[split], ranges[split])
+            for split in ('train', 'test')}
+
+    # 2. Dictionary.
+    dict_path = os.path.join(work_dir, f'dictionary_k{preset["num_atoms"]}_{preset["size"]}.pth')
+    if not os.path.exists(dict_path):
+        runner.run([os.path.join(REPO, 'scripts', 'build_dictionary.py'), '--gt-dir',
+                    os.path.join(data['train'], 'hr'), '--boxes', os.path.join(data['train'], 'boxes.json'),
+                    '-o', dict_path, '--num-atoms', preset['num_atoms'], '--out-size', preset['size'],
+                    '--vgg-weights', vgg_file, '--device', args.device, '--seed', 0], 'dictionary')
+
+    # 3. Training, teacher first (the distillation needs it).
+    opt_dir = os.path.join(work_dir, 'options')
+    os.makedirs(opt_dir, exist_ok=True)
+    order = ['Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN']
+    for method in order:
+        opt = make_train_options(method, preset, work_dir, data, vgg_file, dict_path, args.device)
+        if os.path.exists(os.path.join(work_dir, 'experiments', opt['name'], 'models', 'net_g_latest.pth')):
+            print(f'[train {method}] done, skipped', flush=True)
+            continue
+        opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
+        launch = ['-m', 'facesr_kd.train']
+        if args.nproc > 1:
+            launch = ['-m', 'torch.distributed.run', f'--nproc_per_node={args.nproc}', '-m', 'facesr_kd.train']
+        extra = ['--launcher', 'pytorch'] if args.nproc > 1 else []
+        runner.run([*launch, '-opt', opt_file, '--auto_resume', *extra], f'train {method}')
+
+    # 4. Tests.
+    lpips_random = args.random_vgg or args.lpips_random
+    names = {}
+    for method in order:
+        opt = make_test_options(method, preset, work_dir, data, vgg_file, args.device, lpips_random)
+        names[method] = opt['name']
+        if os.path.exists(os.path.join(work_dir, 'results', opt['name'], 'metrics.json')):
+            print(f'[test {method}] done, skipped', flush=True)
+            continue
+        opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
+        runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {method}')
+
+    # 5. Table and figure.
+    from make_table1 import collect, draw_figure, write_table
+
+    out_prefix = os.path.join(work_dir, 'table1')
+    ordered = {m: names[m] for m in ('RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student')}
+    rows = collect(os.path.join(work_dir, 'results'), ordered)
+    from facesr_kd.face.components import load_boxes_file
+
+    box_source = load_boxes_file(os.path.join(data['test'], 'boxes.json'))[1]['source']
+    note = (f'Preset `{args.preset}`: {preset["size"]}x{preset["size"]} faces from {preset["size"] // 8}x'
+            f'{preset["size"] // 8} (x8); teacher boxes at test time: `{box_source}` (boxes.json of the test set); '
+            f'VGG19: {"RANDOM (fixed seed)" if args.random_vgg else "ImageNet"}.')
+    table = write_table(rows, out_prefix, lpips_valid=not lpips_random, note=note)
+    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(data['test'], 'hr')))
+    if not args.dry_run:
+        draw_figure(os.path.join(work_dir, 'results'), stems[:preset['figure_faces']],
+                    os.path.join(data['test'], 'lr_x8'), os.path.join(data['test'], 'hr'),
+                    f'{out_prefix}_figure1.png', names=ordered, size=max(preset['size'], 128))
+    print(table)
+    print(f'table: {out_prefix}.md / .csv, figure: {out_prefix}_figure1.png, commands: {runner.log} '
+          f'({time.time() - t0:.0f} s)')
+    return rows
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='smoke')
+    parser.add_argument('--faces', help='face photos (a folder, or a VGGFace2 root with train/ and test/); '
+                        'default: the offline demo set')
+    parser.add_argument('--aligned', action='store_true', help='--faces are FFHQ-aligned crops (no detection)')
+    parser.add_argument('--train-range', help='sorted-index range of training photos, e.g. 100: (default: preset)')
+    parser.add_argument('--test-range', help='sorted-index range of test photos, e.g. 0:100 (default: preset)')
+    parser.add_argument('--work-dir', help='where everything goes (default: runs/table1_<preset>)')
+    parser.add_argument('--random-vgg', action='store_true',
+                        help='no ImageNet VGG19: use one fixed random VGG19 and random LPIPS backbones (labelled)')
+    parser.add_argument('--lpips-random', action='store_true', help='random LPIPS backbones only')
+    parser.add_argument('--vgg-weights', help='ImageNet vgg19-dcbb9e9d.pth (default: torch hub cache)')
+    parser.add_argument('--det-model', default='retinaface_resnet50', help='face detector for unaligned photos')
+    parser.add_argument('--model-root', help='folder of the facexlib detector weights')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--nproc', type=int, default=1, help='GPUs per node for training (torchrun)')
+    parser.add_argument('--workers', type=int, default=None, help='processes for face preparation')
+    parser.add_argument('--dry-run', action='store_true', help='write the option files and log the commands only')
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    main(parse_args())

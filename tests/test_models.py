@@ -1,0 +1,198 @@
+"""FaceSRModel and DictDistillModel on the shipped recipes at the smoke preset's size (CPU, tiny widths).
+
+Every VGG19 here is random-initialised, written to a local file and passed explicitly: the tests check the
+training mechanics, not image quality.
+"""
+
+import copy
+import os
+
+import facesr_kd  # noqa: F401
+
+import cv2
+import pytest
+import torch
+from basicsr.models import build_model
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from facesr_kd.archs.component_dictionary import dictionary_shapes
+from facesr_kd.face.components import template_boxes
+from facesr_kd.recipes import PRESETS, make_train_options
+
+from .conftest import ffhq_ids
+
+SMOKE = PRESETS['smoke']
+SIZE = SMOKE['size']
+EXPECTED_KEYS = {
+    'Teacher': {'l_pix', 'l_percep'},
+    'Student w/o KD': {'l_pix', 'l_percep'},
+    'Student': {'l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'out_d_real', 'l_d_fake', 'out_d_fake'},
+    'RCAN': {'l_pix'},
+    'SRFBN': {'l_pix'},
+}
+
+
+@pytest.fixture(scope='module')
+def random_vgg(tmp_path_factory):
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('vgg') / 'vgg19_random.pth'
+    torch.save(vgg19(weights=None).state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def random_dictionary(tmp_path_factory):
+    from facesr_kd.archs.component_dictionary import save_dictionary
+
+    torch.manual_seed(0)
+    atoms = {k: torch.randn(SMOKE['num_atoms'], *shape) for k, shape in dictionary_shapes(SIZE).items()}
+    path = tmp_path_factory.mktemp('dict') / 'dict.pth'
+    save_dictionary(str(path), atoms, SIZE)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def teacher_checkpoint(tmp_path_factory, random_vgg, random_dictionary):
+    net = ARCH_REGISTRY.get('DFDNetTeacher')(out_size=SIZE, num_feat=SMOKE['num_feat'], num_atoms=SMOKE['num_atoms'],
+                                             dict_path=random_dictionary, vgg_weights=random_vgg)
+    path = tmp_path_factory.mktemp('teacher') / 'net_g_latest.pth'
+    torch.save({'params': net.state_dict()}, path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def batch():
+    gts, lqs = [], []
+    for p in ffhq_ids(100, 102):
+        gt = cv2.resize(cv2.imread(str(p)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)[..., ::-1] / 255.0
+        gts.append(torch.from_numpy(gt.copy()).permute(2, 0, 1).float())
+        lqs.append(torch.from_numpy(imresize(gt, 1 / 8).clip(0, 1)).permute(2, 0, 1).float())
+    boxes = torch.from_numpy(template_boxes(SIZE)).float()
+    return {'lq': torch.stack(lqs), 'gt': torch.stack(gts), 'boxes': boxes.expand(2, 4, 4).clone()}
+
+
+def build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint=None, **net_g):
+    """Build a model of a shipped recipe at the smoke size (``teacher_checkpoint`` is the distillation's)."""
+    data = {'train': str(tmp_path), 'test': str(tmp_path)}
+    opt = make_train_options(method, SMOKE, str(tmp_path), data, random_vgg, random_dictionary, 'cpu')
+    opt['network_g'].update(net_g)
+    if 'network_t' in opt:
+        opt['path']['pretrain_network_t'] = teacher_checkpoint
+    # What basicsr's parse_options adds.
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    exp = tmp_path / 'experiments' / opt['name']
+    opt['path'].update(experiments_root=str(exp), models=str(exp / 'models'), training_states=str(exp / 'states'),
+                       log=str(exp), visualization=str(exp / 'vis'))
+    os.makedirs(exp / 'models', exist_ok=True)
+    os.makedirs(exp / 'states', exist_ok=True)
+    for phase, ds in opt['datasets'].items():
+        ds.update(phase=phase, scale=opt['scale'])
+    torch.manual_seed(0)
+    return build_model(copy.deepcopy(opt))
+
+
+def snapshot(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize('method', list(EXPECTED_KEYS))
+def test_two_steps_give_exact_loss_keys_and_gradients(method, tmp_path, random_vgg, random_dictionary,
+                                                      teacher_checkpoint, batch):
+    model = build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
+    net_g = model.get_bare_model(model.net_g)
+    before_g = snapshot(net_g)
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        assert set(model.log_dict) == EXPECTED_KEYS[method]
+        assert all(torch.isfinite(torch.tensor(v)) for v in model.log_dict.values())
+    assert model.output.shape == (2, 3, SIZE, SIZE)
+    for name, p in net_g.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f'{name} got no gradient'
+    after_g = snapshot(net_g)
+    trainable = {n for n, p in net_g.named_parameters() if p.requires_grad}
+    assert any(not torch.equal(before_g[n], after_g[n]) for n in trainable)
+    frozen = {n for n, p in net_g.named_parameters() if not p.requires_grad}
+    assert all(torch.equal(before_g[n], after_g[n]) for n in frozen)  # the VGG encoder stays as loaded
+
+
+def test_distillation_freezes_teacher_and_trains_student_and_discriminator(tmp_path, random_vgg, random_dictionary,
+                                                                           teacher_checkpoint, batch):
+    model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
+    teacher, disc = model.net_t, model.get_bare_model(model.net_d)
+    before_t, before_d = snapshot(teacher), snapshot(disc)
+    assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
+    optimized = {id(p) for opt in model.optimizers for group in opt.param_groups for p in group['params']}
+    assert not optimized & {id(p) for p in teacher.parameters()}
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+    after_t = snapshot(teacher)
+    assert before_t.keys() == after_t.keys() and all(torch.equal(before_t[k], after_t[k]) for k in before_t)
+    assert all(p.grad is None for p in teacher.parameters())
+    for name, p in disc.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f'{name} got no gradient'
+    assert any(not torch.equal(before_d[k], v) for k, v in snapshot(disc).items())
+    assert isinstance(model.adapter, torch.nn.Identity)
+
+
+def test_teacher_gets_the_batch_boxes_and_student_only_the_image(tmp_path, random_vgg, random_dictionary,
+                                                                 teacher_checkpoint, batch, monkeypatch):
+    model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
+    seen = {}
+    teacher_forward, student_forward = model.net_t.forward, model.get_bare_model(model.net_g).forward
+
+    def spy_teacher(lq, boxes, **kw):
+        seen['teacher'] = boxes
+        return teacher_forward(lq, boxes, **kw)
+
+    def spy_student(*args, **kw):
+        seen['student'] = args
+        return student_forward(*args, **kw)
+
+    monkeypatch.setattr(model.net_t, 'forward', spy_teacher)
+    monkeypatch.setattr(model.get_bare_model(model.net_g), 'forward', spy_student)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert torch.equal(seen['teacher'], batch['boxes'])
+    assert len(seen['student']) == 1 and seen['student'][0].shape == batch['lq'].shape
+
+
+def test_compact_student_gets_a_saved_adapter(tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch):
+    model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint, num_feat=4)
+    assert isinstance(model.adapter, torch.nn.Conv2d)
+    assert (model.adapter.in_channels, model.adapter.out_channels) == (4, SMOKE['num_feat'])
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert model.adapter.weight.grad is not None
+    model.save(0, 1)
+    ckpt = torch.load(tmp_path / 'experiments' / model.opt['name'] / 'models' / 'net_g_1.pth', weights_only=True)
+    assert set(ckpt) == {'params', 'params_ema', 'adapter', 'arch', 'scale'}
+    assert ckpt['arch']['type'] == 'DFDNetStudent' and ckpt['arch']['num_feat'] == 4 and ckpt['scale'] == 8
+    assert torch.equal(ckpt['adapter']['weight'], model.adapter.weight.detach())
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path, random_vgg, random_dictionary, batch):
+    model = build('Teacher', tmp_path, random_vgg, random_dictionary)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    model.save(0, 1)
+    model.test()
+    expected = model.output
+    ckpt = torch.load(tmp_path / 'experiments' / model.opt['name'] / 'models' / 'net_g_1.pth', weights_only=True)
+    arch = dict(ckpt['arch'])
+    net = ARCH_REGISTRY.get(arch.pop('type'))(**{**arch, 'dict_path': None, 'vgg_pretrained': False})
+    net.load_state_dict(ckpt['params_ema'])
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(batch['lq'], batch['boxes']), expected, atol=1e-6)
+
+
+def test_distillation_without_teacher_or_gan_is_refused(tmp_path, random_vgg, random_dictionary,
+                                                        teacher_checkpoint):
+    with pytest.raises(ValueError, match='pretrain_network_t'):
+        build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint=None)
