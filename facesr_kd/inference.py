@@ -254,7 +254,11 @@ class FaceSRRestorer:
         stats['faces'] = len(faces)
         affines, lqs = [], []
         for det in faces:
-            affine = align.estimate_affine(det['landmarks5'], self.out_size)
+            try:
+                affine = align.estimate_affine(det['landmarks5'], self.out_size)
+            except ValueError:  # degenerate landmarks: no similarity fits; leave that face as it is
+                stats['faces'] -= 1
+                continue
             crop = align.warp_face(bgr, affine, self.out_size, antialias=True)
             lqs.append(np.clip(resize_face(crop.astype(np.float32) / 255.0, self.lq_size), 0, 1))
             affines.append(affine)

@@ -8,7 +8,7 @@ Each model is measured in a fresh subprocess (batch 1, eval mode, no autograd):
 - dictionary: the teacher's atom values (float32);
 - MACs: ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2. It counts convolutions (transposed ones too)
   and matrix products, not element-wise ops, interpolation or pooling;
-- latency: mean wall time per face over ``--runs`` runs after ``--warmup`` runs, ``torch.set_num_threads``;
+- latency: median wall time per face over ``--runs`` runs after ``--warmup`` runs, ``torch.set_num_threads``;
 - peak memory: CPU: the process's peak resident set (VmHWM, reset after the model is built, so construction
   garbage does not count) during the runs, and that peak minus the resident set after ``import torch`` (the
   interpreter and libraries); CUDA: ``torch.cuda.max_memory_allocated`` during the runs.
@@ -28,6 +28,7 @@ Example::
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -121,14 +122,17 @@ def _sample_inputs(lq_size, out_size):
 
 
 def _time(fn, warmup, runs, sync):
+    """Median wall time of ``runs`` calls after ``warmup`` calls (the median resists a busy shared machine)."""
     for _ in range(warmup):
         fn()
-    sync()
-    start = time.perf_counter()
+    times = []
     for _ in range(runs):
+        sync()
+        start = time.perf_counter()
         fn()
-    sync()
-    return (time.perf_counter() - start) / runs
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def measure_model(name, out_size=256, scale=8, num_atoms=512, num_feat=64, compact_feat=32, threads=None,
@@ -261,7 +265,7 @@ def _fmt(value, spec, missing='n/a'):
     return missing if value is None else format(value, spec)
 
 
-def format_table(rows, device='cpu', threads=None):
+def format_table(rows, device='cpu', threads=None, runs=None, warmup=None):
     """Markdown table of benchmark rows, followed by the student-vs-teacher ratios."""
     mem = 'peak CUDA alloc (MiB)' if device.startswith('cuda') else 'peak RSS (MiB)'
     lines = [
@@ -283,8 +287,9 @@ def format_table(rows, device='cpu', threads=None):
     teacher = by_key.get('teacher')
     lines.append('')
     lines.append(
-        f'Device: {device}, threads: {threads or "default"}. MACs = FLOPs / 2 (FlopCounterMode: convs and '
-        'matmuls only). Random weights and dictionary: speed/memory only, no quality figure.'
+        f'Device: {device}, threads: {threads or "default"}, batch 1, latency = median of {runs} runs after '
+        f'{warmup} warm-up. MACs = FLOPs / 2 (FlopCounterMode: convs and matmuls only). Random weights and '
+        'dictionary: speed/memory only, no quality figure.'
     )
     if teacher:
         with_landmarks = by_key.get('teacher_landmarks')
@@ -330,7 +335,7 @@ def main(args):
         print(json.dumps(measure_model(args.worker, **kwargs)))
         return None
     rows = benchmark(args.models, **kwargs)
-    print(format_table(rows, args.device, args.threads))
+    print(format_table(rows, args.device, args.threads, args.runs, args.warmup))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=1)

@@ -52,7 +52,7 @@ def list_inputs(path):
     return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
 
 
-def write_image(path, img, bit_depth=8, color='bgr'):
+def write_image(path, img, bit_depth=8, color='bgr', png_compression=None):
     """Write ``img`` (BGR[A], uint8 or float32 in [0, 255]) in the input's layout: gray stays gray, 16-bit stays
     16-bit where the format allows it (PNG, TIFF)."""
     if color == 'gray' and img.ndim == 3:
@@ -65,7 +65,7 @@ def write_image(path, img, bit_depth=8, color='bgr'):
     if ext in ('jpg', 'jpeg') and img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if ext == 'png' else []
+    params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression] if ext == 'png' and png_compression is not None else []
     if not cv2.imwrite(path, img, params):
         raise OSError(f'cannot write {path}')
 
@@ -137,6 +137,11 @@ def parse_args(argv=None):
 
 def build_restorer(args):
     """The :class:`FaceSRRestorer` for ``args``; setup errors exit with their message (no traceback)."""
+    if not os.path.isfile(args.model):
+        raise SystemExit(
+            f'error: checkpoint not found: {args.model}; pass --model with a student (or teacher, RCAN, SRFBN) '
+            'checkpoint, e.g. experiments/<name>/models/net_g_latest.pth'
+        )
     try:
         bg = build_bg_upsampler(args.bg_upsampler, args.bg_model, tile=args.bg_tile, device='cpu')
         restorer = FaceSRRestorer(
@@ -223,7 +228,7 @@ def main(args):
                 rows.extend(before_after_row(lq, face, width) for lq, face in zip(cropped, restored))
 
     if args.before_after and rows:
-        write_image(args.before_after, np.vstack(rows))
+        write_image(args.before_after, np.vstack(rows), png_compression=9)
         size = os.path.getsize(args.before_after)
         print(f'before/after picture: {args.before_after} ({size / 1e6:.2f} MB)')
     done = len(summary['faces'])

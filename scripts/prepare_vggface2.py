@@ -467,13 +467,16 @@ def _run_tasks(tasks, cfg, n_workers):
             f'worker processes need this module importable as {__name__!r}: import it with scripts/ on '
             'sys.path, or register it in sys.modules before exec_module (or use workers=1)'
         )
-    if cfg['device'] == 'cpu' and 'fork' in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context('fork')  # no re-import of torch and BasicSR per worker
+    # Workers import this module by name: make sure they can find it.
+    script_dir = osp.dirname(osp.abspath(__file__))
+    if script_dir not in sys.path:
+        sys.path.insert(0, script_dir)
+    # Not 'fork': a parent that has run torch ops holds an OpenMP pool that deadlocks forked children. A fork
+    # server imports torch and the package once, then forks clean workers from it.
+    if 'forkserver' in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context('forkserver')
+        ctx.set_forkserver_preload(['torch', 'cv2', 'facesr_kd', __name__])
     else:
-        # Spawned workers import this module by name: make sure they can find it.
-        script_dir = osp.dirname(osp.abspath(__file__))
-        if script_dir not in sys.path:
-            sys.path.insert(0, script_dir)
         ctx = multiprocessing.get_context('spawn')
     chunksize = 1 if _needs_detector(cfg) else 8
     with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg,)) as pool:

@@ -144,7 +144,8 @@ def whole_run(tmp_path_factory, student_ckpt):
     (inputs / 'truncated.jpg').write_bytes(data[: len(data) // 3])
     (inputs / 'notes.txt').write_text('not an image')
     out = root / 'out'
-    args = cli.parse_args(['-i', str(inputs), '-o', str(out), '--model', student_ckpt, '--upscale', '2', *DET_ARGS])
+    extra = ['--upscale', '2', '--before-after', str(out / 'before_after.png'), '--before-after-width', '600']
+    args = cli.parse_args(['-i', str(inputs), '-o', str(out), '--model', student_ckpt, *extra, *DET_ARGS])
     summary = cli.main(args)
     return inputs, out, summary
 
@@ -164,6 +165,9 @@ def test_cli_whole_photos(whole_run, capsys):
         src = cv2.imread(str(inputs / name), cv2.IMREAD_UNCHANGED)
         res = cv2.imread(str(out / 'restored_imgs' / name), cv2.IMREAD_UNCHANGED)
         assert res.shape == (src.shape[0] * 2, src.shape[1] * 2, *src.shape[2:]), name
+    # One "input | result" row per whole photo (5 of them), 600 pixels wide.
+    picture = cv2.imread(str(out / 'before_after.png'))
+    assert picture.shape[1] == 600 and picture.shape[0] > 5 * 100
 
 
 def test_cli_rgba_alpha_kept(whole_run):

@@ -196,3 +196,18 @@ def test_distillation_without_teacher_or_gan_is_refused(tmp_path, random_vgg, ra
                                                         teacher_checkpoint):
     with pytest.raises(ValueError, match='pretrain_network_t'):
         build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint=None)
+
+
+def test_ema_network_matches_net_g_with_decay_zero(tmp_path, random_vgg, random_dictionary, batch):
+    # Spectral-norm networks: the EMA copy must carry net_g's power-iteration buffers, or it computes other
+    # weights in eval mode.
+    model = build('Student w/o KD', tmp_path, random_vgg, random_dictionary)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    model.model_ema(decay=0)
+    net_g = model.get_bare_model(model.net_g)
+    for name, buf in model.net_g_ema.named_buffers():
+        assert torch.equal(buf, dict(net_g.named_buffers())[name]), name
+    net_g.eval()
+    with torch.no_grad():
+        assert torch.allclose(model.net_g_ema(batch['lq']), net_g(batch['lq']), atol=1e-6)

@@ -62,10 +62,29 @@ def calc_mean_std(x, eps=ADAIN_EPS):
     return mean, (var + eps).sqrt()
 
 
-def normalize_atoms(atoms, eps=ADAIN_EPS):
-    """AdaIN's normalisation of atoms: zero mean, unit std per atom and channel.
+def standardize(x):
+    """Per-sample, per-channel zero mean and exactly unit (population) variance; constant channels become 0.
 
-    AdaIN of atom ``a`` to a crop with statistics ``(m, s)`` is ``normalize_atoms(a) * s + m``.
+    A channel is constant when its variance is below float rounding of its mean (``var <= 1e-10 * mean^2``).
+
+    Args:
+        x (Tensor): (N, C, h, w).
+
+    Returns:
+        Tensor: (N, C, h, w).
+    """
+    var, mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
+    constant = var <= 1e-10 * mean.square() + 1e-30
+    return torch.where(constant, 0, (x - mean) / var.clamp_min(1e-30).sqrt())
+
+
+def normalize_atoms(atoms):
+    """Atoms as the AdaIN transfer stores them: :func:`standardize` per atom and channel.
+
+    AdaIN of atom ``a`` to a crop with statistics ``(m, s)`` (:func:`calc_mean_std`) is
+    ``normalize_atoms(a) * s + m``. The atom's variance gets no ``eps``, so every non-constant channel of a
+    normalised atom has the same norm and the matching score is scale-free (an atom equal to the crop wins
+    whatever the magnitude of the features); the crop's std keeps AdaIN's ``eps``.
 
     Args:
         atoms (Tensor): (K, C, t, t).
@@ -73,8 +92,7 @@ def normalize_atoms(atoms, eps=ADAIN_EPS):
     Returns:
         Tensor: (K, C, t, t).
     """
-    mean, std = calc_mean_std(atoms, eps)
-    return (atoms - mean) / std
+    return standardize(atoms)
 
 
 def feature_boxes(boxes, stride, height, width):
@@ -261,8 +279,8 @@ def check_dictionary(data, out_size, num_atoms, source='dictionary'):
 class ComponentDictionary(nn.Module):
     """The teacher's dictionary as registered buffers, so that it is saved and loaded with the network.
 
-    The buffers hold the atoms AdaIN-normalised (:func:`normalize_atoms`), which is all the transfer needs:
-    AdaIN of an atom to a crop is ``normalised_atom * crop_std + crop_mean``. Buffer ``loaded`` says whether
+    The buffers hold the atoms normalised (:func:`normalize_atoms`), which is all the transfer needs: AdaIN of an
+    atom to a crop is ``normalised_atom * crop_std + crop_mean``. Buffer ``loaded`` says whether
     a dictionary was loaded.
 
     Args:

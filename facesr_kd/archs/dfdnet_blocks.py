@@ -13,6 +13,7 @@ from facesr_kd.archs.component_dictionary import (
     gather_crops,
     group_by_shape,
     resize,
+    standardize,
 )
 from facesr_kd.face.components import COMPONENTS
 
@@ -209,22 +210,21 @@ class DictionaryTransfer(nn.Module):
     def match(crops, atoms):
         """Best atom per crop after AdaIN of the atoms to the crop.
 
-        ``<crop, n_k * s + m> = sum_c s_c <crop_c - m_c, n_kc> + const``, with ``n_k`` the normalised atom and
-        ``(m, s)`` the crop's statistics, so all scores are one matmul. Channels that are constant up to float
-        rounding carry no structure and are left out, so a constant crop ties every atom and picks atom 0
-        whatever the rest of the batch.
+        The score of atom ``k`` is the inner product of the crop with the AdaIN-ed atom ``n_k * s + m`` (``n_k``
+        normalised atom, ``(m, s)`` the crop's mean and std); up to a term equal for every atom it is
+        ``sum_c s_c <crop_c - m_c, n_kc>``, so all scores are one matmul. By Cauchy-Schwarz an atom equal to the
+        crop scores highest. Channels constant up to float rounding carry no structure and are left out, so a
+        constant crop (from a one-pixel box) ties every atom and takes atom 0, whatever the rest of the batch.
 
         Args:
             crops (Tensor): (B, C, t, t) template-sized crops.
-            atoms (Tensor): (K, C, t, t) normalised atoms.
+            atoms (Tensor): (K, C, t, t) normalised atoms (:func:`normalize_atoms`).
 
         Returns:
             Tensor: (B,) int64 index of the best atom (the first one on ties).
         """
-        var, mean = torch.var_mean(crops, dim=(2, 3), correction=0, keepdim=True)
-        flat = var <= 1e-10 * mean.square() + 1e-30
-        centered = (crops - mean).masked_fill(flat, 0)
-        weighted = (centered * (var + ADAIN_EPS).sqrt()).flatten(1)
+        var = torch.var(crops, dim=(2, 3), correction=0, keepdim=True)
+        weighted = (standardize(crops) * (var * (var + ADAIN_EPS)).sqrt()).flatten(1)
         scores = weighted @ atoms.flatten(1).to(weighted.dtype).t()
         return scores.argmax(1)
 

@@ -4,16 +4,13 @@ import statistics
 import time
 from collections import OrderedDict
 
+from facesr_kd.utils.checkpoint import save_sr_checkpoint
+
 import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-
-
-def arch_options(net_opt):
-    """The plain-data description of a network that checkpoints carry (its ``network_*`` options)."""
-    return {k: v for k, v in net_opt.items() if isinstance(v, (str, int, float, bool, type(None)))}
 
 
 @MODEL_REGISTRY.register()
@@ -23,6 +20,7 @@ class FaceSRModel(SRModel):
     What differs from ``SRModel``:
 
     - networks with ``needs_boxes = True`` (the DFDNet-style teacher) get the component ``boxes`` of the batch;
+    - the EMA network also copies the buffers (spectral-norm vectors) of ``net_g``;
     - networks that return one output per step in training (SRFBN) get the pixel loss on every step's output,
       summed, and the perceptual loss on the last one;
     - checkpoints carry an ``arch`` entry (the network options), so inference needs no option file, and are
@@ -41,6 +39,17 @@ class FaceSRModel(SRModel):
         params = [p for p in self.net_g.parameters() if p.requires_grad]
         self.optimizer_g = self.get_optimizer(optim_type, params, **train_opt['optim_g'])
         self.optimizers.append(self.optimizer_g)
+
+    def model_ema(self, decay=0.999):
+        """BasicSR's parameter EMA, plus a copy of the buffers.
+
+        BasicSR averages parameters only, so the EMA network would keep the random power-iteration vectors of
+        its spectral norms (and, elsewhere, stale norm statistics) and compute wrong weights in eval mode.
+        """
+        super().model_ema(decay)
+        buffers = dict(self.get_bare_model(self.net_g).named_buffers())
+        for name, buf in self.net_g_ema.named_buffers():
+            buf.copy_(buffers[name])
 
     def feed_data(self, data):
         super().feed_data(data)
@@ -122,19 +131,11 @@ class FaceSRModel(SRModel):
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
-        """Save like BasicSR (``{param_key: state_dict}``), plus ``arch``, atomically."""
-        nets = net if isinstance(net, list) else [net]
-        keys = param_key if isinstance(param_key, list) else [param_key]
-        save_dict = {}
-        for net_, key in zip(nets, keys):
-            state = self.get_bare_model(net_).state_dict()
-            save_dict[key] = OrderedDict((k.removeprefix('module.'), v.cpu()) for k, v in state.items())
-        net_opt = self.opt.get(f'network_{net_label.removeprefix("net_")}')
-        if net_opt is not None:
-            save_dict['arch'] = arch_options(net_opt)
-            if 'scale' in self.opt:
-                save_dict['scale'] = int(self.opt['scale'])
+        """Save like BasicSR (``{param_key: state_dict}``), plus ``arch`` and ``scale``, atomically."""
+        nets = dict(zip(param_key if isinstance(param_key, list) else [param_key],
+                        net if isinstance(net, list) else [net]))
         name = 'latest' if current_iter == -1 else current_iter
         path = os.path.join(self.opt['path']['models'], f'{net_label}_{name}.pth')
-        torch.save(save_dict, f'{path}.tmp')
-        os.replace(f'{path}.tmp', path)
+        arch = self.opt[f'network_{net_label.removeprefix("net_")}']
+        save_sr_checkpoint(path, nets.pop('params'), arch, ema=nets.pop('params_ema', None),
+                           scale=self.opt.get('scale'), extra=nets)

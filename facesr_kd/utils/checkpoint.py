@@ -64,7 +64,7 @@ def _strip_module(key):
     return key[len('module.') :] if key.startswith('module.') else key
 
 
-def save_sr_checkpoint(path, net, arch_opt, ema=None, scale=None):
+def save_sr_checkpoint(path, net, arch_opt, ema=None, scale=None, extra=None):
     """Save a network with the options that rebuild it, atomically.
 
     Args:
@@ -75,10 +75,14 @@ def save_sr_checkpoint(path, net, arch_opt, ema=None, scale=None):
         ema (nn.Module | dict | None): The EMA network or its state dict, saved as ``params_ema``.
         scale (int | None): The training scale (the option file's ``scale``), for archs whose options do not
             give it (those with an ``out_size``).
+        extra (dict[str, nn.Module | dict] | None): More networks saved under their own keys, e.g. the
+            distillation's feature ``adapter``.
     """
     state = {'params': _cpu_state(net), 'arch': _plain_arch(arch_opt)}
     if ema is not None:
         state['params_ema'] = _cpu_state(ema)
+    for key, module in (extra or {}).items():
+        state[key] = _cpu_state(module)
     if scale is not None:
         state['scale'] = int(scale)
     folder = os.path.dirname(os.path.abspath(path))

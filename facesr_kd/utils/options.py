@@ -29,6 +29,7 @@ DATASET_KEYS = {
     'gt_size', 'use_hflip', 'use_flip', 'use_rot', 'mean', 'std', 'color', 'num_worker_per_gpu', 'batch_size_per_gpu',
     'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory', 'persistent_workers',
 }  # yapf: disable
+PATH_KEYS_NETWORK = {'pretrain_network_g', 'pretrain_network_d', 'pretrain_network_t', 'ignore_resume_networks'}
 SCHEDULERS = {'MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR'}
 
 
@@ -131,9 +132,7 @@ def check_options(opt, opt_path='<options>'):
         if k.startswith(('pretrain_network_', 'resume_state')):
             _check_path(opt_path, f'path.{k}', v)
         elif not (k in PATH_KEYS_FIXED or k.startswith(('param_key_', 'strict_load_'))):
-            _misspelt(opt_path, 'path.', [k], PATH_KEYS_FIXED | {'pretrain_network_g', 'pretrain_network_d',
-                                                                  'pretrain_network_t', 'param_key_g',
-                                                                  'strict_load_g', 'ignore_resume_networks'}, strict=False)
+            _misspelt(opt_path, 'path.', [k], PATH_KEYS_FIXED | PATH_KEYS_NETWORK, strict=False)
 
     train_opt = opt.get('train')
     if opt.get('is_train', True) and train_opt is not None:

@@ -1,0 +1,64 @@
+"""The main job: the whole Table 1 chain at the smoke preset, on real faces, then a re-run and resumes.
+
+The smoke preset runs with a fixed random VGG19 and random LPIPS backbones (no ImageNet weights here); the
+test checks the chain, never the figures.
+"""
+
+import csv
+import math
+import re
+
+import pytest
+import torch
+
+from .conftest import FFHQ256, run_python
+
+RECIPES = ('train_teacher_vggface2', 'train_student_nokd_vggface2', 'distill_vggface2', 'train_rcan_x8_vggface2',
+           'train_srfbn_x8_vggface2')
+
+
+@pytest.fixture(scope='module')
+def smoke_run(tmp_path_factory, repo_root, shared_data):
+    work = tmp_path_factory.mktemp('table1_smoke')
+    proc = run_python([repo_root / 'scripts' / 'reproduce_table1.py', '--preset', 'smoke', '--faces', FFHQ256,
+                       '--aligned', '--work-dir', work, '--workers', '1'], cwd=work, timeout=900)
+    return work, proc
+
+
+def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
+    work, proc = smoke_run
+    with open(work / 'table1.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['method'] for r in rows] == ['RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student']
+    for row in rows:
+        for key in ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'lpips', 'lpips_vgg', 'latency_ms'):
+            assert math.isfinite(float(row[key])), (row['method'], key)
+        assert int(row['num_images']) == 4
+    table = (work / 'table1.md').read_text()
+    assert 'not LPIPS' in table and 'RANDOM' in table and '| LPIPS↓' not in table
+    assert (work / 'table1_figure1.png').stat().st_size > 10_000
+    log = (work / 'commands.log').read_text()
+    assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 5
+    assert 'build_dictionary.py' in log
+
+
+def test_smoke_rerun_skips_every_finished_stage(smoke_run, repo_root):
+    work, _ = smoke_run
+    log_before = (work / 'commands.log').read_text()
+    proc = run_python([repo_root / 'scripts' / 'reproduce_table1.py', '--preset', 'smoke', '--faces', FFHQ256,
+                       '--aligned', '--work-dir', work, '--workers', '1'], cwd=work)
+    assert proc.stdout.count('done, skipped') == 10
+    assert (work / 'commands.log').read_text() == log_before
+
+
+@pytest.mark.parametrize('recipe', RECIPES)
+def test_each_recipe_resumes_from_its_saved_iteration(smoke_run, recipe):
+    work, _ = smoke_run
+    states = work / 'experiments' / recipe / 'training_states'
+    last = max(int(p.stem) for p in states.glob('*.state'))
+    proc = run_python(['-m', 'facesr_kd.train', '-opt', work / 'options' / f'{recipe}.yml', '--auto_resume',
+                       '--force_yml', f'train:total_iter={last + 2}'], cwd=work)
+    assert re.search(rf'Resuming training from epoch: \d+, iter: {last}\.', proc.stdout)
+    assert f'iter:{last + 1:8,d},' in proc.stdout and f'iter:{1:8,d},' not in proc.stdout
+    ckpt = torch.load(work / 'experiments' / recipe / 'models' / f'net_g_{last + 2}.pth', weights_only=True)
+    assert 'arch' in ckpt and ckpt['scale'] == 8
