@@ -35,7 +35,8 @@ class BasicSRPluginFinder:
 
         spec = sys.modules['basicsr'].__spec__
         loaded = importlib.machinery.ModuleSpec(
-            'basicsr', _AlreadyLoaded(), origin=spec.origin, is_package=spec.submodule_search_locations is not None)
+            'basicsr', _AlreadyLoaded(), origin=spec.origin, is_package=spec.submodule_search_locations is not None
+        )
         loaded.submodule_search_locations = spec.submodule_search_locations
         return loaded
 

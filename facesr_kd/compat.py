@@ -83,8 +83,9 @@ def resume_on_cpu():
     def load_resume_state(opt):
         path = None
         if opt['auto_resume']:
-            state_dir = opt['path'].get('training_states') or os.path.join('experiments', opt['name'],
-                                                                           'training_states')
+            state_dir = opt['path'].get('training_states') or os.path.join(
+                'experiments', opt['name'], 'training_states'
+            )
             if os.path.isdir(state_dir):
                 iters = [int(v.split('.state')[0]) for v in scandir(state_dir, suffix='state', recursive=False)]
                 if iters:
@@ -113,8 +114,9 @@ def resume_keeps_ignored_networks():
     @functools.wraps(original)
     def check_resume(opt, resume_iter):
         ignored = opt['path'].get('ignore_resume_networks') or []
-        kept = {f'param_key_{n[len("network_"):]}': opt['path'].get(f'param_key_{n[len("network_"):]}')
-                for n in ignored}
+        kept = {
+            f'param_key_{n[len("network_") :]}': opt['path'].get(f'param_key_{n[len("network_") :]}') for n in ignored
+        }
         original(opt, resume_iter)
         opt['path'].update({k: v for k, v in kept.items() if v is not None})
 
@@ -190,7 +192,8 @@ def ddp_on_cpu():
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
+            )
         elif self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net

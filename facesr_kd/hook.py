@@ -16,9 +16,11 @@ PTH_NAME = 'facesr_kd-basicsr-hook.pth'
 
 def pth_line(startup_file):
     """The single ``.pth`` line: load ``_startup.py`` by path if it still exists, and install its finder."""
-    return ("import os, importlib.util as u; p = r'%s'; s = os.path.isfile(p) and "
-            "u.spec_from_file_location('_facesr_kd_startup', p); m = s and u.module_from_spec(s); "
-            "s and s.loader.exec_module(m); m and m.install()\n" % startup_file)
+    return (
+        f"import os, importlib.util as u; p = r'{startup_file}'; s = os.path.isfile(p) and "
+        "u.spec_from_file_location('_facesr_kd_startup', p); m = s and u.module_from_spec(s); "
+        's and s.loader.exec_module(m); m and m.install()\n'
+    )
 
 
 def install(site_dir=None):
@@ -54,7 +56,7 @@ def main(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('action', choices=['install', 'uninstall', 'status'])
-    parser.add_argument('--site-dir', default=None, help='site-packages folder (default: this interpreter\'s)')
+    parser.add_argument('--site-dir', default=None, help="site-packages folder (default: this interpreter's)")
     return parser.parse_args(argv)
 
 

@@ -20,30 +20,57 @@ METHODS = {
 }
 PRESETS = {
     'smoke': {
-        'size': 64, 'num_feat': 8, 'disc_feat': 8, 'num_atoms': 4, 'iters': 4, 'batch': 2, 'workers': 0,
+        'size': 64,
+        'num_feat': 8,
+        'disc_feat': 8,
+        'num_atoms': 4,
+        'iters': 4,
+        'batch': 2,
+        'workers': 0,
         'rcan': {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},
         'srfbn': {'num_feat': 8, 'num_steps': 2, 'num_groups': 1},
-        'train_range': '100:108', 'test_range': '0:4', 'demo_train': 8, 'demo_test': 4, 'figure_faces': 2,
+        'train_range': '100:108',
+        'test_range': '0:4',
+        'demo_train': 8,
+        'demo_test': 4,
+        'figure_faces': 2,
     },
     'small': {
-        'size': 128, 'num_feat': 32, 'disc_feat': 32, 'num_atoms': 64, 'iters': 600, 'batch': 4, 'workers': 2,
+        'size': 128,
+        'num_feat': 32,
+        'disc_feat': 32,
+        'num_atoms': 64,
+        'iters': 400,
+        'batch': 4,
+        'workers': 1,
         'rcan': {'num_feat': 32, 'num_group': 3, 'num_block': 4, 'squeeze_factor': 8},
         'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3},
-        'train_range': '100:', 'test_range': '0:100', 'demo_train': 48, 'demo_test': 8, 'figure_faces': 4,
-    },
-    'paper': {
-        'size': 256, 'num_atoms': 512, 'train_range': ':', 'test_range': ':', 'demo_train': 0, 'demo_test': 0,
+        'train_range': '100:',
+        'test_range': '0:100',
+        'demo_train': 48,
+        'demo_test': 8,
         'figure_faces': 4,
     },
-}  # yapf: disable
+    'paper': {
+        'size': 256,
+        'num_atoms': 512,
+        'train_range': ':',
+        'test_range': ':',
+        'demo_train': 0,
+        'demo_test': 0,
+        'figure_faces': 4,
+    },
+}
 
 
 def options_dir():
     """The shipped ``options/`` folder of the source checkout."""
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options')
     if not os.path.isdir(path):
-        raise FileNotFoundError(f'{path} not found: the recipes read the option files of a source checkout '
-                                '(git clone the project and pip install -e . there).')
+        raise FileNotFoundError(
+            f'{path} not found: the recipes read the option files of a source checkout '
+            '(git clone the project and pip install -e . there).'
+        )
     return path
 
 
@@ -60,8 +87,12 @@ def write_yaml(opt, path):
 
 def _dataset(opt_ds, data_dir, size, preset, phase):
     ds = copy.deepcopy(opt_ds)
-    ds.update(dataroot_gt=os.path.join(data_dir, 'hr'), dataroot_lq=os.path.join(data_dir, 'lr_x8'),
-              meta_info_file=os.path.join(data_dir, 'meta_info.txt'), gt_size=size)
+    ds.update(
+        dataroot_gt=os.path.join(data_dir, 'hr'),
+        dataroot_lq=os.path.join(data_dir, 'lr_x8'),
+        meta_info_file=os.path.join(data_dir, 'meta_info.txt'),
+        gt_size=size,
+    )
     if 'boxes_file' in ds or ds.get('box_source') != 'template':
         ds.pop('box_source', None)
         ds['boxes_file'] = os.path.join(data_dir, 'boxes.json')
@@ -108,8 +139,7 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
     _networks(opt, kind, preset, vgg_file, dict_path)
     if 'network_t' in opt:
         teacher = make_train_options('Teacher', preset, work_dir, data, vgg_file, dict_path, device)['name']
-        opt['path']['pretrain_network_t'] = os.path.join(work_dir, 'experiments', teacher, 'models',
-                                                         'net_g_latest.pth')
+        opt['path']['pretrain_network_t'] = os.path.join(work_dir, 'experiments', teacher, 'models', 'net_g_latest.pth')
     percep = opt['train'].get('perceptual_opt')
     if percep is not None:
         percep['weights_path'] = vgg_file
@@ -117,8 +147,9 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
         iters = preset['iters']
         opt['train']['total_iter'] = iters
         opt['train']['scheduler']['milestones'] = [iters // 2, iters * 3 // 4]
-        opt['logger'].update(print_freq=max(1, iters // 20), save_checkpoint_freq=max(2, iters // 4),
-                             use_tb_logger=False)
+        opt['logger'].update(
+            print_freq=max(1, iters // 20), save_checkpoint_freq=max(2, iters // 4), use_tb_logger=False
+        )
         opt['val']['val_freq'] = iters
         opt.pop('dist_params', None)
     return opt
@@ -131,8 +162,7 @@ def make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_ra
     opt['datasets']['test_1'] = _dataset(opt['datasets']['test_1'], data['test'], preset['size'], preset, 'test')
     _networks(opt, kind, preset, vgg_file, None)
     train_name = make_train_options(method, preset, work_dir, data, vgg_file, None, device)['name']
-    opt['path']['pretrain_network_g'] = os.path.join(work_dir, 'experiments', train_name, 'models',
-                                                     'net_g_latest.pth')
+    opt['path']['pretrain_network_g'] = os.path.join(work_dir, 'experiments', train_name, 'models', 'net_g_latest.pth')
     for metric in opt['val']['metrics'].values():
         if metric['type'] == 'calculate_lpips' and lpips_random:
             metric['random_backbone'] = True

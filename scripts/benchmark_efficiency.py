@@ -135,8 +135,19 @@ def _time(fn, warmup, runs, sync):
     return statistics.median(times)
 
 
-def measure_model(name, out_size=256, scale=8, num_atoms=512, num_feat=64, compact_feat=32, threads=None,
-                  warmup=1, runs=3, device='cpu', model_root=None):  # yapf: disable
+def measure_model(
+    name,
+    out_size=256,
+    scale=8,
+    num_atoms=512,
+    num_feat=64,
+    compact_feat=32,
+    threads=None,
+    warmup=1,
+    runs=3,
+    device='cpu',
+    model_root=None,
+):
     """Measure one model in this process (meant for a fresh subprocess, see :func:`benchmark`).
 
     Returns:
@@ -235,8 +246,20 @@ def _measure_with_landmarks(net, lq, up_bgr, out_size, device, model_root, measu
     return row
 
 
-def benchmark(models=MODELS, out_size=256, scale=8, num_atoms=512, num_feat=64, compact_feat=32, threads=None,
-              warmup=1, runs=3, device='cpu', model_root=None, progress=True):  # yapf: disable
+def benchmark(
+    models=MODELS,
+    out_size=256,
+    scale=8,
+    num_atoms=512,
+    num_feat=64,
+    compact_feat=32,
+    threads=None,
+    warmup=1,
+    runs=3,
+    device='cpu',
+    model_root=None,
+    progress=True,
+):
     """Measure every model in its own subprocess.
 
     Returns:
@@ -246,10 +269,28 @@ def benchmark(models=MODELS, out_size=256, scale=8, num_atoms=512, num_feat=64, 
 
     rows = []
     for name in tqdm(models, desc='benchmark', unit='model', disable=not progress):
-        cmd = [sys.executable, os.path.abspath(__file__), '--worker', name, '--out-size', str(out_size),
-               '--scale', str(scale), '--num-atoms', str(num_atoms), '--num-feat', str(num_feat),
-               '--compact-feat', str(compact_feat), '--warmup', str(warmup), '--runs', str(runs),
-               '--device', device]  # yapf: disable
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            '--worker',
+            name,
+            '--out-size',
+            str(out_size),
+            '--scale',
+            str(scale),
+            '--num-atoms',
+            str(num_atoms),
+            '--num-feat',
+            str(num_feat),
+            '--compact-feat',
+            str(compact_feat),
+            '--warmup',
+            str(warmup),
+            '--runs',
+            str(runs),
+            '--device',
+            device,
+        ]
         if threads:
             cmd += ['--threads', str(threads)]
         if model_root:
@@ -328,9 +369,18 @@ def parse_args(argv=None):
 
 
 def main(args):
-    kwargs = dict(out_size=args.out_size, scale=args.scale, num_atoms=args.num_atoms, num_feat=args.num_feat,
-                  compact_feat=args.compact_feat, threads=args.threads, warmup=args.warmup, runs=args.runs,
-                  device=args.device, model_root=args.model_root)  # yapf: disable
+    kwargs = dict(
+        out_size=args.out_size,
+        scale=args.scale,
+        num_atoms=args.num_atoms,
+        num_feat=args.num_feat,
+        compact_feat=args.compact_feat,
+        threads=args.threads,
+        warmup=args.warmup,
+        runs=args.runs,
+        device=args.device,
+        model_root=args.model_root,
+    )
     if args.worker:
         print(json.dumps(measure_model(args.worker, **kwargs)))
         return None

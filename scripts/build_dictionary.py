@@ -186,10 +186,11 @@ def build_dictionary(
     shapes = dictionary_shapes(out_size)
     chunk = max(kmeans_batch, num_atoms)
     kmeans = {
-        key: MiniBatchKMeans(n_clusters=num_atoms, batch_size=chunk, n_init=1, compute_labels=False,
-                             random_state=seed + i)
+        key: MiniBatchKMeans(
+            n_clusters=num_atoms, batch_size=chunk, n_init=1, compute_labels=False, random_state=seed + i
+        )
         for i, key in enumerate(shapes)
-    }  # yapf: disable
+    }
     buffers = {key: [] for key in shapes}
 
     def flush(key, force=False):
@@ -219,9 +220,15 @@ def build_dictionary(
         for key, shape in shapes.items()
     }
     return save_dictionary_file(
-        output, atoms, out_size, num_faces=len(keys), seed=int(seed), epochs=int(epochs),
+        output,
+        atoms,
+        out_size,
+        num_faces=len(keys),
+        seed=int(seed),
+        epochs=int(epochs),
         vgg='random' if vgg_random else 'imagenet',
-        boxes='template' if use_template_boxes else os.path.basename(boxes_file))  # yapf: disable
+        boxes='template' if use_template_boxes else os.path.basename(boxes_file),
+    )
 
 
 def parse_args(argv=None):
@@ -256,11 +263,23 @@ def parse_args(argv=None):
 def main(args):
     keys = list_faces(args.gt_dir, args.meta_info, args.start, args.end, args.limit)
     data = build_dictionary(
-        args.gt_dir, args.output, keys=keys, boxes_file=args.boxes, use_template_boxes=args.template_boxes,
-        num_atoms=args.num_atoms, out_size=args.out_size, batch_size=args.batch_size,
-        kmeans_batch=args.kmeans_batch, epochs=args.epochs, seed=args.seed, vgg_weights=args.vgg_weights,
-        vgg_random=args.vgg_random, device=args.device, num_workers=args.num_workers,
-        progress=not args.no_progress)  # yapf: disable
+        args.gt_dir,
+        args.output,
+        keys=keys,
+        boxes_file=args.boxes,
+        use_template_boxes=args.template_boxes,
+        num_atoms=args.num_atoms,
+        out_size=args.out_size,
+        batch_size=args.batch_size,
+        kmeans_batch=args.kmeans_batch,
+        epochs=args.epochs,
+        seed=args.seed,
+        vgg_weights=args.vgg_weights,
+        vgg_random=args.vgg_random,
+        device=args.device,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
     size_mb = sum(a.numel() for a in data['atoms'].values()) * 4 / 2**20
     print(
         f'dictionary of {len(keys)} faces, K={args.num_atoms}, out_size={args.out_size} '

@@ -93,21 +93,47 @@ def write_table(rows, out_prefix, lpips_valid=True, note=''):
     os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
     lp = 'LPIPS↓' if lpips_valid else 'd_rand† (not LPIPS)'
     lpv = 'LPIPS-VGG↓' if lpips_valid else 'd_rand-VGG†'
-    header = ['Method', 'PSNR↑', 'SSIM↑', 'PSNR-Y↑', 'SSIM-Y↑', lp, lpv, 'Params (M)', 'Buffers (MB)',
-              'ms / face', 'paper PSNR', 'paper SSIM', 'paper LPIPS']
+    header = [
+        'Method',
+        'PSNR↑',
+        'SSIM↑',
+        'PSNR-Y↑',
+        'SSIM-Y↑',
+        lp,
+        lpv,
+        'Params (M)',
+        'Buffers (MB)',
+        'ms / face',
+        'paper PSNR',
+        'paper SSIM',
+        'paper LPIPS',
+    ]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
-        cells = [r['method'], _fmt(r['psnr'], 2), _fmt(r['ssim'], 3), _fmt(r['psnr_y'], 2), _fmt(r['ssim_y'], 3),
-                 _fmt(r['lpips'], 4), _fmt(r['lpips_vgg'], 4), _fmt(r['params'] / 1e6, 2),
-                 _fmt(r['buffers_mb'], 1), _fmt(r['latency_ms'], 1), _fmt(r['paper_psnr'], 3),
-                 _fmt(r['paper_ssim'], 3), _fmt(r['paper_lpips'], 4)]
+        cells = [
+            r['method'],
+            _fmt(r['psnr'], 2),
+            _fmt(r['ssim'], 3),
+            _fmt(r['psnr_y'], 2),
+            _fmt(r['ssim_y'], 3),
+            _fmt(r['lpips'], 4),
+            _fmt(r['lpips_vgg'], 4),
+            _fmt(r['params'] / 1e6, 2),
+            _fmt(r['buffers_mb'], 1),
+            _fmt(r['latency_ms'], 1),
+            _fmt(r['paper_psnr'], 3),
+            _fmt(r['paper_ssim'], 3),
+            _fmt(r['paper_lpips'], 4),
+        ]
         lines.append('| ' + ' | '.join(cells) + ' |')
     if rows:
         lines.append('')
         lines.append(f'Test set: {rows[0]["dataset"]} ({rows[0]["num_images"]} faces); latency on {rows[0]["device"]}.')
     if not lpips_valid:
-        lines.append('† LPIPS code path run with random-initialised backbones (ImageNet weights unavailable): '
-                     'not a valid LPIPS and not comparable with the paper.')
+        lines.append(
+            '† LPIPS code path run with random-initialised backbones (ImageNet weights unavailable): '
+            'not a valid LPIPS and not comparable with the paper.'
+        )
     if note:
         lines.append(note)
     markdown = '\n'.join(lines) + '\n'
@@ -192,8 +218,11 @@ def parse_args(argv=None):
     parser.add_argument('--results', default='results', help='folder holding the test runs')
     parser.add_argument('--out', default='docs/table1', help='output prefix (.md, .csv, _figure1.png)')
     parser.add_argument('--dataset', default=None, help='dataset name in metrics.json (default: the first)')
-    parser.add_argument('--lpips-random', action='store_true',
-                        help='LPIPS ran with random backbones: label the column as such, not as LPIPS')
+    parser.add_argument(
+        '--lpips-random',
+        action='store_true',
+        help='LPIPS ran with random backbones: label the column as such, not as LPIPS',
+    )
     parser.add_argument('--note', default='', help='a line under the table (preset, sizes, box source)')
     parser.add_argument('--faces', nargs='*', default=[], help='faces for Figure 1: image stems or indices')
     parser.add_argument('--lr-dir', help='LR test faces (for Figure 1)')

@@ -124,8 +124,10 @@ class Runner:
         env = {**os.environ, 'PYTHONPATH': os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')])}
         proc = subprocess.run(cmd, cwd=self.work_dir, env=env)
         if proc.returncode != 0:
-            sys.exit(f'error: stage {stage!r} failed ({proc.returncode}); fix it and re-run: finished stages are '
-                     f'skipped and training resumes. Commands are in {self.log}.')
+            sys.exit(
+                f'error: stage {stage!r} failed ({proc.returncode}); fix it and re-run: finished stages are '
+                f'skipped and training resumes. Commands are in {self.log}.'
+            )
 
 
 def prepare_split(args, preset, work_dir, split, input_dir, rng):
@@ -133,8 +135,19 @@ def prepare_split(args, preset, work_dir, split, input_dir, rng):
 
     out = os.path.join(work_dir, 'data', split)
     start, end = parse_range(rng)
-    prepare_faces(input_dir, out, aligned=args.aligned, det_model=args.det_model, model_root=args.model_root,
-                  size=preset['size'], scale=8, start=start, end=end, workers=args.workers, progress=True)
+    prepare_faces(
+        input_dir,
+        out,
+        aligned=args.aligned,
+        det_model=args.det_model,
+        model_root=args.model_root,
+        size=preset['size'],
+        scale=8,
+        start=start,
+        end=end,
+        workers=args.workers,
+        progress=True,
+    )
     return out
 
 
@@ -152,14 +165,19 @@ def main(args):
         args.random_vgg = True
     if args.random_vgg:
         vgg_file = random_vgg_file(work_dir)
-        print(f'WARNING: random-initialised VGG19 ({vgg_file}) and random LPIPS backbones: the table checks the '
-              'chain; its LPIPS column is not LPIPS and no figure here is a quality result.', flush=True)
+        print(
+            f'WARNING: random-initialised VGG19 ({vgg_file}) and random LPIPS backbones: the table checks the '
+            'chain; its LPIPS column is not LPIPS and no figure here is a quality result.',
+            flush=True,
+        )
     else:
         vgg_file = args.vgg_weights or default_vgg19_path()
         if not os.path.isfile(vgg_file):
-            sys.exit(f'error: ImageNet VGG19 weights not found at {vgg_file}. Download '
-                     'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth there (or pass --vgg-weights), or run '
-                     'with --random-vgg to check the chain without them.')
+            sys.exit(
+                f'error: ImageNet VGG19 weights not found at {vgg_file}. Download '
+                'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth there (or pass --vgg-weights), or run '
+                'with --random-vgg to check the chain without them.'
+            )
 
     # 1. Faces.
     if args.faces:
@@ -168,22 +186,45 @@ def main(args):
         if os.path.isdir(os.path.join(args.faces, 'train')) and os.path.isdir(os.path.join(args.faces, 'test')):
             inputs = {s: os.path.join(args.faces, s) for s in inputs}  # a VGGFace2-style root
     else:
-        print('No --faces given: building the offline demo set from portraits shipped in scikit-image and '
-              'matplotlib (train and test share identities: a smoke check, not a result).', flush=True)
-        train_dir, test_dir = build_demo_faces(os.path.join(work_dir, 'demo_faces'), preset['demo_train'],
-                                               preset['demo_test'])
+        print(
+            'No --faces given: building the offline demo set from portraits shipped in scikit-image and '
+            'matplotlib (train and test share identities: a smoke check, not a result).',
+            flush=True,
+        )
+        train_dir, test_dir = build_demo_faces(
+            os.path.join(work_dir, 'demo_faces'), preset['demo_train'], preset['demo_test']
+        )
         inputs, ranges = {'train': train_dir, 'test': test_dir}, {'train': ':', 'test': ':'}
         args.aligned = True
-    data = {split: prepare_split(args, preset, work_dir, split, inputs[split], ranges[split])
-            for split in ('train', 'test')}
+    data = {
+        split: prepare_split(args, preset, work_dir, split, inputs[split], ranges[split]) for split in ('train', 'test')
+    }
 
     # 2. Dictionary.
     dict_path = os.path.join(work_dir, f'dictionary_k{preset["num_atoms"]}_{preset["size"]}.pth')
     if not os.path.exists(dict_path):
-        runner.run([os.path.join(REPO, 'scripts', 'build_dictionary.py'), '--gt-dir',
-                    os.path.join(data['train'], 'hr'), '--boxes', os.path.join(data['train'], 'boxes.json'),
-                    '-o', dict_path, '--num-atoms', preset['num_atoms'], '--out-size', preset['size'],
-                    '--vgg-weights', vgg_file, '--device', args.device, '--seed', 0], 'dictionary')
+        runner.run(
+            [
+                os.path.join(REPO, 'scripts', 'build_dictionary.py'),
+                '--gt-dir',
+                os.path.join(data['train'], 'hr'),
+                '--boxes',
+                os.path.join(data['train'], 'boxes.json'),
+                '-o',
+                dict_path,
+                '--num-atoms',
+                preset['num_atoms'],
+                '--out-size',
+                preset['size'],
+                '--vgg-weights',
+                vgg_file,
+                '--device',
+                args.device,
+                '--seed',
+                0,
+            ],
+            'dictionary',
+        )
 
     # 3. Training, teacher first (the distillation needs it).
     opt_dir = os.path.join(work_dir, 'options')
@@ -222,33 +263,49 @@ def main(args):
     from facesr_kd.face.components import load_boxes_file
 
     box_source = load_boxes_file(os.path.join(data['test'], 'boxes.json'))[1]['source']
-    note = (f'Preset `{args.preset}`: {preset["size"]}x{preset["size"]} faces from {preset["size"] // 8}x'
-            f'{preset["size"] // 8} (x8); teacher boxes at test time: `{box_source}` (boxes.json of the test set); '
-            f'VGG19: {"RANDOM (fixed seed)" if args.random_vgg else "ImageNet"}.')
+    note = (
+        f'Preset `{args.preset}`: {preset["size"]}x{preset["size"]} faces from {preset["size"] // 8}x'
+        f'{preset["size"] // 8} (x8); teacher boxes at test time: `{box_source}` (boxes.json of the test set); '
+        f'VGG19: {"RANDOM (fixed seed)" if args.random_vgg else "ImageNet"}.'
+    )
     table = write_table(rows, out_prefix, lpips_valid=not lpips_random, note=note)
     stems = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(data['test'], 'hr')))
     if not args.dry_run:
-        draw_figure(os.path.join(work_dir, 'results'), stems[:preset['figure_faces']],
-                    os.path.join(data['test'], 'lr_x8'), os.path.join(data['test'], 'hr'),
-                    f'{out_prefix}_figure1.png', names=ordered, size=max(preset['size'], 128))
+        draw_figure(
+            os.path.join(work_dir, 'results'),
+            stems[: preset['figure_faces']],
+            os.path.join(data['test'], 'lr_x8'),
+            os.path.join(data['test'], 'hr'),
+            f'{out_prefix}_figure1.png',
+            names=ordered,
+            size=max(preset['size'], 128),
+        )
     print(table)
-    print(f'table: {out_prefix}.md / .csv, figure: {out_prefix}_figure1.png, commands: {runner.log} '
-          f'({time.time() - t0:.0f} s)')
+    print(
+        f'table: {out_prefix}.md / .csv, figure: {out_prefix}_figure1.png, commands: {runner.log} '
+        f'({time.time() - t0:.0f} s)'
+    )
     return rows
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument('--preset', choices=sorted(PRESETS), default='smoke')
-    parser.add_argument('--faces', help='face photos (a folder, or a VGGFace2 root with train/ and test/); '
-                        'default: the offline demo set')
+    parser.add_argument(
+        '--faces',
+        help='face photos (a folder, or a VGGFace2 root with train/ and test/); default: the offline demo set',
+    )
     parser.add_argument('--aligned', action='store_true', help='--faces are FFHQ-aligned crops (no detection)')
     parser.add_argument('--train-range', help='sorted-index range of training photos, e.g. 100: (default: preset)')
     parser.add_argument('--test-range', help='sorted-index range of test photos, e.g. 0:100 (default: preset)')
     parser.add_argument('--work-dir', help='where everything goes (default: runs/table1_<preset>)')
-    parser.add_argument('--random-vgg', action='store_true',
-                        help='no ImageNet VGG19: use one fixed random VGG19 and random LPIPS backbones (labelled)')
+    parser.add_argument(
+        '--random-vgg',
+        action='store_true',
+        help='no ImageNet VGG19: use one fixed random VGG19 and random LPIPS backbones (labelled)',
+    )
     parser.add_argument('--lpips-random', action='store_true', help='random LPIPS backbones only')
     parser.add_argument('--vgg-weights', help='ImageNet vgg19-dcbb9e9d.pth (default: torch hub cache)')
     parser.add_argument('--det-model', default='retinaface_resnet50', help='face detector for unaligned photos')

@@ -1,5 +1,6 @@
 """Shared fixtures. Real faces are read in place from ``../shared/data`` (never copied into the project)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -56,11 +57,28 @@ def paired_faces(tmp_path_factory, shared_data):
     return out
 
 
+def load_script(name):
+    """Import ``scripts/<name>.py`` once, as module ``name`` (worker processes find their functions by that name)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'scripts' / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def run_python(args, cwd, env=None, timeout=600, check=True):
     """Run ``python args...`` in ``cwd``; return the completed process (stdout and stderr merged)."""
     full_env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1', **(env or {})}
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f'python {" ".join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-6000:]}')
     return proc

@@ -41,8 +41,13 @@ def one_thread():
 def random_dictionary(out_size, num_atoms, seed=0):
     gen = torch.Generator().manual_seed(seed)
     atoms = {k: torch.randn(num_atoms, *s, generator=gen) for k, s in dictionary_shapes(out_size).items()}
-    return {'out_size': out_size, 'num_atoms': num_atoms, 'components': list(COMPONENTS), 'levels': list(LEVELS),
-            'atoms': atoms}  # yapf: disable
+    return {
+        'out_size': out_size,
+        'num_atoms': num_atoms,
+        'components': list(COMPONENTS),
+        'levels': list(LEVELS),
+        'atoms': atoms,
+    }
 
 
 def boxes_for(batch, size=SIZE):
@@ -145,8 +150,9 @@ def test_teacher_batch_independence_with_own_boxes(teacher):
 
 
 def test_feature_boxes_clamped_to_the_map():
-    boxes = torch.tensor([[[-20.0, -5.0, 10.0, 3.0], [60.0, 62.0, 200.0, 300.0], [5.0, 5.0, 5.0, 5.0],
-                           [70.0, 70.0, 80.0, 80.0]]])  # yapf: disable
+    boxes = torch.tensor(
+        [[[-20.0, -5.0, 10.0, 3.0], [60.0, 62.0, 200.0, 300.0], [5.0, 5.0, 5.0, 5.0], [70.0, 70.0, 80.0, 80.0]]]
+    )
     fb = feature_boxes(boxes, 16, 4, 4)
     x1, y1, x2, y2 = fb[0].unbind(-1)
     assert (x1 >= 0).all() and (y1 >= 0).all() and (x2 <= 4).all() and (y2 <= 4).all()

@@ -4,9 +4,6 @@ The encoder has RANDOM VGG19 weights (``--vgg-random``, asked for explicitly: th
 available offline), so these dictionaries only exercise the code path.
 """
 
-import importlib.util
-from pathlib import Path
-
 import facesr_kd  # noqa: F401  (BasicSR compatibility fixes before basicsr is imported)
 from facesr_kd.archs.component_dictionary import LEVELS, dictionary_shapes, extract_component_crops
 from facesr_kd.archs.dfdnet_teacher_arch import DFDNetTeacher
@@ -17,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-FFHQ256 = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'faces' / 'aligned' / 'ffhq256'
+from .conftest import FFHQ256, load_script
+
 SIZE, K = 64, 4
 
 
@@ -31,23 +28,38 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('build_dictionary', REPO / 'scripts' / 'build_dictionary.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def script():
-    return load_script()
+    return load_script('build_dictionary')
 
 
 def test_cli_builds_a_dictionary_the_teacher_loads(script, tmp_path, capsys):
     out = tmp_path / 'dict.pth'
-    argv = ['--gt-dir', str(FFHQ256), '--template-boxes', '--start', '00100', '--end', '01100', '--limit', '8',
-            '-o', str(out), '--num-atoms', str(K), '--out-size', str(SIZE), '--batch-size', '4', '--seed', '3',
-            '--vgg-random', '--device', 'cpu', '--no-progress']  # yapf: disable
+    argv = [
+        '--gt-dir',
+        str(FFHQ256),
+        '--template-boxes',
+        '--start',
+        '00100',
+        '--end',
+        '01100',
+        '--limit',
+        '8',
+        '-o',
+        str(out),
+        '--num-atoms',
+        str(K),
+        '--out-size',
+        str(SIZE),
+        '--batch-size',
+        '4',
+        '--seed',
+        '3',
+        '--vgg-random',
+        '--device',
+        'cpu',
+        '--no-progress',
+    ]
     script.main(script.parse_args(argv))
     assert 'RANDOM weights' in capsys.readouterr().err
     data = torch.load(out, weights_only=True)
@@ -74,8 +86,18 @@ def test_atoms_are_the_teacher_crops_of_the_faces(script, tmp_path):
     # teacher's crops of the same faces, and the teacher then picks each face's own atom.
     keys = script.list_faces(str(FFHQ256), start='00100', end='01100', limit=K)
     out = tmp_path / 'dict.pth'
-    script.build_dictionary(str(FFHQ256), str(out), keys=keys, use_template_boxes=True, num_atoms=K,
-                            out_size=SIZE, batch_size=K, seed=5, vgg_random=True, progress=False)  # yapf: disable
+    script.build_dictionary(
+        str(FFHQ256),
+        str(out),
+        keys=keys,
+        use_template_boxes=True,
+        num_atoms=K,
+        out_size=SIZE,
+        batch_size=K,
+        seed=5,
+        vgg_random=True,
+        progress=False,
+    )
     torch.manual_seed(5)  # the builder's random encoder
     encoder = VGG19Features(LEVELS, pretrained=False)
     teacher = DFDNetTeacher(SIZE, 8, K, dict_path=str(out), vgg_pretrained=False).eval()

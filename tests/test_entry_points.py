@@ -38,19 +38,35 @@ def tiny_opt(paired_faces, name, total_iter=4, save_freq=2, **overrides):
         'manual_seed': 0,
         'datasets': {
             'train': {
-                'name': 'tiny_train', 'type': 'PairedImageDataset', 'dataroot_gt': paired_faces['train_hr'],
-                'dataroot_lq': paired_faces['train_lr'], 'io_backend': {'type': 'disk'}, 'gt_size': 64,
-                'use_hflip': True, 'use_rot': False, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
+                'name': 'tiny_train',
+                'type': 'PairedImageDataset',
+                'dataroot_gt': paired_faces['train_hr'],
+                'dataroot_lq': paired_faces['train_lr'],
+                'io_backend': {'type': 'disk'},
+                'gt_size': 64,
+                'use_hflip': True,
+                'use_rot': False,
+                'num_worker_per_gpu': 0,
+                'batch_size_per_gpu': 2,
                 'dataset_enlarge_ratio': 1,
             },
             'val': {
-                'name': 'tiny_val', 'type': 'PairedImageDataset', 'dataroot_gt': paired_faces['val_hr'],
-                'dataroot_lq': paired_faces['val_lr'], 'io_backend': {'type': 'disk'},
+                'name': 'tiny_val',
+                'type': 'PairedImageDataset',
+                'dataroot_gt': paired_faces['val_hr'],
+                'dataroot_lq': paired_faces['val_lr'],
+                'io_backend': {'type': 'disk'},
             },
         },
         'network_g': {
-            'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
-            'squeeze_factor': 4, 'upscale': 8,
+            'type': 'RCAN',
+            'num_in_ch': 3,
+            'num_out_ch': 3,
+            'num_feat': 8,
+            'num_group': 1,
+            'num_block': 1,
+            'squeeze_factor': 4,
+            'upscale': 8,
         },
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
         'train': {
@@ -61,10 +77,13 @@ def tiny_opt(paired_faces, name, total_iter=4, save_freq=2, **overrides):
             'warmup_iter': -1,
             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
         },
-        'val': {'val_freq': save_freq, 'save_img': False,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}},
+        'val': {
+            'val_freq': save_freq,
+            'save_img': False,
+            'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}},
+        },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': save_freq, 'use_tb_logger': False},
-    }  # yapf: disable
+    }
     for key, value in overrides.items():
         opt[key] = value
     return opt
@@ -93,8 +112,13 @@ def test_import_applies_compat_fixes():
 
     assert callable(ft.rgb_to_grayscale)
     assert set(facesr_kd.compat.APPLIED) == {
-        'torchvision_functional_tensor', 'resume_on_cpu', 'resume_keeps_ignored_networks', 'perceptual_l2',
-        'jpeg_int_quality', 'module_run_outputs_in_cwd', 'ddp_on_cpu'
+        'torchvision_functional_tensor',
+        'resume_on_cpu',
+        'resume_keeps_ignored_networks',
+        'perceptual_l2',
+        'jpeg_int_quality',
+        'module_run_outputs_in_cwd',
+        'ddp_on_cpu',
     }
     facesr_kd.compat.apply()  # idempotent
     assert len(facesr_kd.compat.APPLIED) == 7
@@ -104,9 +128,12 @@ def test_registered_names_resolve_and_do_not_collide():
     from basicsr.utils import registry
 
     registries = {
-        'arch': registry.ARCH_REGISTRY, 'dataset': registry.DATASET_REGISTRY, 'loss': registry.LOSS_REGISTRY,
-        'model': registry.MODEL_REGISTRY, 'metric': registry.METRIC_REGISTRY,
-    }  # yapf: disable
+        'arch': registry.ARCH_REGISTRY,
+        'dataset': registry.DATASET_REGISTRY,
+        'loss': registry.LOSS_REGISTRY,
+        'model': registry.MODEL_REGISTRY,
+        'metric': registry.METRIC_REGISTRY,
+    }
     for kind, reg in registries.items():
         ours = {name for name, obj in reg if obj.__module__.startswith('facesr_kd.')}
         assert ours == OUR_NAMES[kind], kind
@@ -166,9 +193,11 @@ def test_tiny_training_through_entry_point(entry, paired_faces, tmp_path, startu
 
 
 def test_startup_hook_imports_no_torch_at_interpreter_start(startup_hook, tmp_path):
-    code = ('import sys; assert "torch" not in sys.modules and "facesr_kd" not in sys.modules; '
-            'import basicsr; from basicsr.utils.registry import MODEL_REGISTRY; '
-            'assert "facesr_kd" in sys.modules and "DictDistillModel" in MODEL_REGISTRY; print("hooked")')
+    code = (
+        'import sys; assert "torch" not in sys.modules and "facesr_kd" not in sys.modules; '
+        'import basicsr; from basicsr.utils.registry import MODEL_REGISTRY; '
+        'assert "facesr_kd" in sys.modules and "DictDistillModel" in MODEL_REGISTRY; print("hooked")'
+    )
     assert 'hooked' in run_python(['-c', code], cwd=tmp_path).stdout
 
 
@@ -184,8 +213,11 @@ def test_test_entry_point_writes_results(paired_faces, tmp_path):
     run_python(['-m', 'facesr_kd.train', '-opt', train_file], cwd=tmp_path)
     opt = tiny_opt(paired_faces, 'tiny_test_run')
     opt['datasets'] = {'test_1': opt['datasets']['val']}
-    opt['path'] = {'pretrain_network_g': str(tmp_path / 'experiments/tiny_for_test/models/net_g_latest.pth'),
-                   'param_key_g': 'params_ema', 'strict_load_g': True}
+    opt['path'] = {
+        'pretrain_network_g': str(tmp_path / 'experiments/tiny_for_test/models/net_g_latest.pth'),
+        'param_key_g': 'params_ema',
+        'strict_load_g': True,
+    }
     opt['val']['save_img'] = True
     opt['val']['suffix'] = None
     for key in ('train', 'logger'):
@@ -200,8 +232,13 @@ def test_kill_and_resume_continues_with_identical_optimizer_state(paired_faces, 
     opt['val']['val_freq'] = 100000
     opt_file = write_opt(opt, tmp_path)
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    proc = subprocess.Popen([sys.executable, '-m', 'facesr_kd.train', '-opt', str(opt_file)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'facesr_kd.train', '-opt', str(opt_file)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     states = tmp_path / 'experiments' / 'tiny_resume' / 'training_states'
     deadline = time.time() + 300
     while not (states / '4.state').exists() and time.time() < deadline and proc.poll() is None:
@@ -238,8 +275,10 @@ def test_kill_and_resume_continues_with_identical_optimizer_state(paired_faces, 
             assert torch.equal(torch.as_tensor(resumed['state'][k][name]), torch.as_tensor(tensor))
 
     # And the CLI continues from the saved iteration to the end.
-    proc = run_python(['-m', 'facesr_kd.train', '-opt', opt_file, '--auto_resume', '--force_yml',
-                       f'train:total_iter={last + 2}'], cwd=tmp_path)
+    proc = run_python(
+        ['-m', 'facesr_kd.train', '-opt', opt_file, '--auto_resume', '--force_yml', f'train:total_iter={last + 2}'],
+        cwd=tmp_path,
+    )
     assert 'Resuming training from epoch: ' in proc.stdout and f'iter: {last}.' in proc.stdout
     assert f'iter:{last + 1:8,d},' in proc.stdout and f'iter:{1:8,d},' not in proc.stdout
     assert (states / f'{last + 2}.state').exists()
@@ -273,8 +312,20 @@ def test_ddp_two_cpu_processes_agree(paired_faces, tmp_path, repo_root):
     opt['train']['ema_decay'] = 0
     opt_file = write_opt(opt, tmp_path)
     script = repo_root / 'tests' / 'ddp_worker.py'
-    proc = run_python(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533', script,
-                       '-opt', opt_file, '--launcher', 'pytorch'], cwd=tmp_path)
+    proc = run_python(
+        [
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node=2',
+            '--master_port=29533',
+            script,
+            '-opt',
+            opt_file,
+            '--launcher',
+            'pytorch',
+        ],
+        cwd=tmp_path,
+    )
     sums = [float((tmp_path / f'rank{r}.txt').read_text()) for r in range(2)]
     assert sums[0] == sums[1], proc.stdout[-3000:]
     assert (tmp_path / 'experiments' / 'tiny_ddp' / 'models' / 'net_g_latest.pth').exists()

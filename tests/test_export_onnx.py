@@ -4,8 +4,6 @@ The student is tiny (out_size 64, num_feat 8) with random weights and a random V
 (``vgg_pretrained=False``): the test checks the export, not any quality.
 """
 
-import importlib.util
-
 import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
 from facesr_kd.utils.checkpoint import save_sr_checkpoint
@@ -14,11 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import REPO_ROOT
+from .conftest import load_script
 
-spec = importlib.util.spec_from_file_location('export_onnx', REPO_ROOT / 'scripts' / 'export_onnx.py')
-export_script = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(export_script)
+export_script = load_script('export_onnx')
 
 
 @pytest.fixture(scope='module', autouse=True)

@@ -1,8 +1,6 @@
 """FaceSRDataset on faces prepared from the staged FFHQ faces: shapes, boxes, flip equivariance, backends, loaders."""
 
-import importlib.util
 import random
-import sys
 from collections import Counter
 
 from facesr_kd.face.components import COMPONENTS, flip_boxes, load_boxes_file, template_boxes
@@ -17,16 +15,13 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .conftest import FACEXLIB_WEIGHTS, REPO_ROOT, ffhq_ids
+from .conftest import FACEXLIB_WEIGHTS, ffhq_ids, load_script
 
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory, shared_data):
     """Six FFHQ test faces prepared with detected five-point boxes, on disk and in LMDB."""
-    spec = importlib.util.spec_from_file_location('prepare_vggface2', REPO_ROOT / 'scripts' / 'prepare_vggface2.py')
-    prep = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = prep
-    spec.loader.exec_module(prep)
+    prep = load_script('prepare_vggface2')
     root = tmp_path_factory.mktemp('prepared')
     src = root / 'in'
     src.mkdir()

@@ -9,7 +9,6 @@ counts, alignment, paste-back geometry, file layout, bad input), not quality. Ge
 "network" that is plain bicubic x8 upsampling, so that a correct paste-back reproduces the bicubic photo.
 """
 
-import importlib.util
 import os
 
 import facesr_kd  # noqa: F401  (registers the archs)
@@ -24,7 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from .conftest import FACEXLIB_WEIGHTS, REPO_ROOT, SHARED_DATA
+from .conftest import FACEXLIB_WEIGHTS, SHARED_DATA, load_script
 
 FACES = SHARED_DATA / 'faces'
 DET = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'offline': True, 'device': 'cpu'}
@@ -43,13 +42,6 @@ README_COUNTS = {
     'gfpgan_10045.png': 3,
     'skimage_astronaut.png': 1,
 }
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 cli = load_script('inference_facesr')

@@ -1,6 +1,8 @@
 """VGG19 perceptual loss and the LPIPS metric."""
 
 import facesr_kd  # noqa: F401
+from facesr_kd.archs.vgg19 import VGG19Features
+from facesr_kd.metrics import lpips_metric
 
 import cv2
 import numpy as np
@@ -8,9 +10,6 @@ import pytest
 import torch
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
-
-from facesr_kd.archs.vgg19 import VGG19Features
-from facesr_kd.metrics import lpips_metric
 
 from .conftest import FFHQ256
 
@@ -26,13 +25,16 @@ def _random_vgg_file(path, seed=0):
 def test_perceptual_loss_is_weighted_mse_of_vgg_features(tmp_path):
     # Random VGG19 weights written to a local file: the loss must read them from there.
     weights = _random_vgg_file(tmp_path / 'vgg19.pth')
-    loss = LOSS_REGISTRY.get('VGG19PerceptualLoss')({'relu1_2': 0.5, 'relu2_2': 2.0}, perceptual_weight=3.0,
-                                                    criterion='l2', weights_path=weights)
+    loss = LOSS_REGISTRY.get('VGG19PerceptualLoss')(
+        {'relu1_2': 0.5, 'relu2_2': 2.0}, perceptual_weight=3.0, criterion='l2', weights_path=weights
+    )
     ref = VGG19Features(['relu1_2', 'relu2_2'], weights_path=weights)
     x, y = torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32)
     fx, fy = ref(x), ref(y)
-    expected = 3.0 * (0.5 * torch.nn.functional.mse_loss(fx['relu1_2'], fy['relu1_2']) +
-                      2.0 * torch.nn.functional.mse_loss(fx['relu2_2'], fy['relu2_2']))
+    expected = 3.0 * (
+        0.5 * torch.nn.functional.mse_loss(fx['relu1_2'], fy['relu1_2'])
+        + 2.0 * torch.nn.functional.mse_loss(fx['relu2_2'], fy['relu2_2'])
+    )
     value, style = loss(x, y)
     assert style is None
     assert torch.allclose(value, expected, rtol=1e-5)
@@ -77,7 +79,8 @@ def test_lpips_metric_equals_lpips_package(tmp_path, monkeypatch):
         ref = ref_model(to_tensor(a), to_tensor(b)).item()
     assert ours == pytest.approx(ref, rel=1e-5)
     assert calculate_metric({'img': a, 'img2': a}, {'type': 'calculate_lpips', 'device': 'cpu'}) == pytest.approx(
-        0, abs=1e-6)
+        0, abs=1e-6
+    )
     lpips_metric._CACHE.clear()
 
 

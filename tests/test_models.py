@@ -8,6 +8,9 @@ import copy
 import os
 
 import facesr_kd  # noqa: F401
+from facesr_kd.archs.component_dictionary import dictionary_shapes
+from facesr_kd.face.components import template_boxes
+from facesr_kd.recipes import PRESETS, make_train_options
 
 import cv2
 import pytest
@@ -15,10 +18,6 @@ import torch
 from basicsr.models import build_model
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import ARCH_REGISTRY
-
-from facesr_kd.archs.component_dictionary import dictionary_shapes
-from facesr_kd.face.components import template_boxes
-from facesr_kd.recipes import PRESETS, make_train_options
 
 from .conftest import ffhq_ids
 
@@ -56,8 +55,13 @@ def random_dictionary(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def teacher_checkpoint(tmp_path_factory, random_vgg, random_dictionary):
-    net = ARCH_REGISTRY.get('DFDNetTeacher')(out_size=SIZE, num_feat=SMOKE['num_feat'], num_atoms=SMOKE['num_atoms'],
-                                             dict_path=random_dictionary, vgg_weights=random_vgg)
+    net = ARCH_REGISTRY.get('DFDNetTeacher')(
+        out_size=SIZE,
+        num_feat=SMOKE['num_feat'],
+        num_atoms=SMOKE['num_atoms'],
+        dict_path=random_dictionary,
+        vgg_weights=random_vgg,
+    )
     path = tmp_path_factory.mktemp('teacher') / 'net_g_latest.pth'
     torch.save({'params': net.state_dict()}, path)
     return str(path)
@@ -84,8 +88,13 @@ def build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint=No
     # What basicsr's parse_options adds.
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
     exp = tmp_path / 'experiments' / opt['name']
-    opt['path'].update(experiments_root=str(exp), models=str(exp / 'models'), training_states=str(exp / 'states'),
-                       log=str(exp), visualization=str(exp / 'vis'))
+    opt['path'].update(
+        experiments_root=str(exp),
+        models=str(exp / 'models'),
+        training_states=str(exp / 'states'),
+        log=str(exp),
+        visualization=str(exp / 'vis'),
+    )
     os.makedirs(exp / 'models', exist_ok=True)
     os.makedirs(exp / 'states', exist_ok=True)
     for phase, ds in opt['datasets'].items():
@@ -99,8 +108,9 @@ def snapshot(net):
 
 
 @pytest.mark.parametrize('method', list(EXPECTED_KEYS))
-def test_two_steps_give_exact_loss_keys_and_gradients(method, tmp_path, random_vgg, random_dictionary,
-                                                      teacher_checkpoint, batch):
+def test_two_steps_give_exact_loss_keys_and_gradients(
+    method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch
+):
     model = build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
     net_g = model.get_bare_model(model.net_g)
     before_g = snapshot(net_g)
@@ -120,8 +130,9 @@ def test_two_steps_give_exact_loss_keys_and_gradients(method, tmp_path, random_v
     assert all(torch.equal(before_g[n], after_g[n]) for n in frozen)  # the VGG encoder stays as loaded
 
 
-def test_distillation_freezes_teacher_and_trains_student_and_discriminator(tmp_path, random_vgg, random_dictionary,
-                                                                           teacher_checkpoint, batch):
+def test_distillation_freezes_teacher_and_trains_student_and_discriminator(
+    tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch
+):
     model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
     teacher, disc = model.net_t, model.get_bare_model(model.net_d)
     before_t, before_d = snapshot(teacher), snapshot(disc)
@@ -140,8 +151,9 @@ def test_distillation_freezes_teacher_and_trains_student_and_discriminator(tmp_p
     assert isinstance(model.adapter, torch.nn.Identity)
 
 
-def test_teacher_gets_the_batch_boxes_and_student_only_the_image(tmp_path, random_vgg, random_dictionary,
-                                                                 teacher_checkpoint, batch, monkeypatch):
+def test_teacher_gets_the_batch_boxes_and_student_only_the_image(
+    tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch, monkeypatch
+):
     model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
     seen = {}
     teacher_forward, student_forward = model.net_t.forward, model.get_bare_model(model.net_g).forward
@@ -192,8 +204,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, random_vgg, rand
         assert torch.allclose(net(batch['lq'], batch['boxes']), expected, atol=1e-6)
 
 
-def test_distillation_without_teacher_or_gan_is_refused(tmp_path, random_vgg, random_dictionary,
-                                                        teacher_checkpoint):
+def test_distillation_without_teacher_or_gan_is_refused(tmp_path, random_vgg, random_dictionary, teacher_checkpoint):
     with pytest.raises(ValueError, match='pretrain_network_t'):
         build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint=None)
 
@@ -211,3 +222,22 @@ def test_ema_network_matches_net_g_with_decay_zero(tmp_path, random_vgg, random_
     net_g.eval()
     with torch.no_grad():
         assert torch.allclose(model.net_g_ema(batch['lq']), net_g(batch['lq']), atol=1e-6)
+
+
+def test_distillation_encodes_each_batch_once_when_encoders_match(
+    tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch, monkeypatch
+):
+    model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_checkpoint)
+    assert model.share_encoder  # teacher and student were built from the same VGG19 file
+    calls = []
+    for net in (model.net_t, model.get_bare_model(model.net_g)):
+        original = net.encoder.forward
+        monkeypatch.setattr(net.encoder, 'forward', lambda x, original=original: calls.append(1) or original(x))
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert len(calls) == 1
+    # The shared pass gives the teacher and the student exactly what their own passes would.
+    with torch.no_grad():
+        _, feat_t = model.net_t(batch['lq'], batch['boxes'], return_feat=True)
+        feats = model.net_t.encode(batch['lq'])
+        assert torch.equal(model.net_t(batch['lq'], batch['boxes'], return_feat=True, feats=feats)[1], feat_t)

@@ -1,9 +1,7 @@
 """scripts/prepare_vggface2.py on the staged real photos: detection counts, alignment, boxes, bad files, resume."""
 
-import importlib.util
 import json
 import os
-import sys
 
 from facesr_kd.face.align import face_template
 from facesr_kd.face.components import load_boxes_file
@@ -13,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import FACEXLIB_WEIGHTS, FFHQ256, REPO_ROOT, SHARED_DATA, ffhq_ids, run_python
+from .conftest import FACEXLIB_WEIGHTS, FFHQ256, SHARED_DATA, ffhq_ids, load_script, run_python
 
 WHOLE = SHARED_DATA / 'faces' / 'whole'
 NEGATIVE = SHARED_DATA / 'faces' / 'negative'
@@ -35,11 +33,7 @@ DETECT = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGH
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location('prepare_vggface2', REPO_ROOT / 'scripts' / 'prepare_vggface2.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # worker processes find their task function by module name
-    spec.loader.exec_module(module)
-    return module
+    return load_script('prepare_vggface2')
 
 
 prep = _load_script()

@@ -13,15 +13,34 @@ import torch
 
 from .conftest import FFHQ256, run_python
 
-RECIPES = ('train_teacher_vggface2', 'train_student_nokd_vggface2', 'distill_vggface2', 'train_rcan_x8_vggface2',
-           'train_srfbn_x8_vggface2')
+RECIPES = (
+    'train_teacher_vggface2',
+    'train_student_nokd_vggface2',
+    'distill_vggface2',
+    'train_rcan_x8_vggface2',
+    'train_srfbn_x8_vggface2',
+)
 
 
 @pytest.fixture(scope='module')
 def smoke_run(tmp_path_factory, repo_root, shared_data):
     work = tmp_path_factory.mktemp('table1_smoke')
-    proc = run_python([repo_root / 'scripts' / 'reproduce_table1.py', '--preset', 'smoke', '--faces', FFHQ256,
-                       '--aligned', '--work-dir', work, '--workers', '1'], cwd=work, timeout=900)
+    proc = run_python(
+        [
+            repo_root / 'scripts' / 'reproduce_table1.py',
+            '--preset',
+            'smoke',
+            '--faces',
+            FFHQ256,
+            '--aligned',
+            '--work-dir',
+            work,
+            '--workers',
+            '1',
+        ],
+        cwd=work,
+        timeout=900,
+    )
     return work, proc
 
 
@@ -45,8 +64,21 @@ def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
 def test_smoke_rerun_skips_every_finished_stage(smoke_run, repo_root):
     work, _ = smoke_run
     log_before = (work / 'commands.log').read_text()
-    proc = run_python([repo_root / 'scripts' / 'reproduce_table1.py', '--preset', 'smoke', '--faces', FFHQ256,
-                       '--aligned', '--work-dir', work, '--workers', '1'], cwd=work)
+    proc = run_python(
+        [
+            repo_root / 'scripts' / 'reproduce_table1.py',
+            '--preset',
+            'smoke',
+            '--faces',
+            FFHQ256,
+            '--aligned',
+            '--work-dir',
+            work,
+            '--workers',
+            '1',
+        ],
+        cwd=work,
+    )
     assert proc.stdout.count('done, skipped') == 10
     assert (work / 'commands.log').read_text() == log_before
 
@@ -56,8 +88,18 @@ def test_each_recipe_resumes_from_its_saved_iteration(smoke_run, recipe):
     work, _ = smoke_run
     states = work / 'experiments' / recipe / 'training_states'
     last = max(int(p.stem) for p in states.glob('*.state'))
-    proc = run_python(['-m', 'facesr_kd.train', '-opt', work / 'options' / f'{recipe}.yml', '--auto_resume',
-                       '--force_yml', f'train:total_iter={last + 2}'], cwd=work)
+    proc = run_python(
+        [
+            '-m',
+            'facesr_kd.train',
+            '-opt',
+            work / 'options' / f'{recipe}.yml',
+            '--auto_resume',
+            '--force_yml',
+            f'train:total_iter={last + 2}',
+        ],
+        cwd=work,
+    )
     assert re.search(rf'Resuming training from epoch: \d+, iter: {last}\.', proc.stdout)
     assert f'iter:{last + 1:8,d},' in proc.stdout and f'iter:{1:8,d},' not in proc.stdout
     ckpt = torch.load(work / 'experiments' / recipe / 'models' / f'net_g_{last + 2}.pth', weights_only=True)

@@ -202,8 +202,12 @@ class DictionaryTransfer(nn.Module):
     def __init__(self, level_channels):
         super().__init__()
         self.conf = nn.ModuleDict(
-            {f'{component}_{level}': ConfidenceBlock(c)
-             for level, c in level_channels.items() for component in COMPONENTS})  # yapf: disable
+            {
+                f'{component}_{level}': ConfidenceBlock(c)
+                for level, c in level_channels.items()
+                for component in COMPONENTS
+            }
+        )
 
     @staticmethod
     @torch.no_grad()

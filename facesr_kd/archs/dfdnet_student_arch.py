@@ -25,7 +25,8 @@ class DFDNetStudent(nn.Module):
 
     Shapes:
         lq: (B, 3, h, w) in [0, 1]. Output: (B, 3, out_size, out_size) in [0, 1], and with ``return_feat`` the
-        feature (B, num_feat, out_size, out_size) that enters the final conv to RGB.
+        feature (B, num_feat, out_size, out_size) that enters the final conv to RGB. ``feats``: the output of
+        :meth:`encode` for ``lq``, when the caller already has it.
     """
 
     needs_boxes = False
@@ -63,6 +64,7 @@ class DFDNetStudent(nn.Module):
         img = (out + 1) / 2
         return (img, feat) if return_feat else img
 
-    def forward(self, lq, return_feat=False):
-        feats = self.encode(lq)
+    def forward(self, lq, return_feat=False, feats=None):
+        """Super-resolve ``lq``; ``feats`` may pass a precomputed :meth:`encode` of it (shared encoder pass)."""
+        feats = self.encode(lq) if feats is None else feats
         return self.decode(feats, self.conditions(feats), return_feat)

@@ -106,7 +106,8 @@ class DFDNetTeacher(DFDNetStudent):
         boxes = self._check(lq, boxes)
         return self._transfer(self.encode(lq), boxes)[1]
 
-    def forward(self, lq, boxes, return_feat=False):
+    def forward(self, lq, boxes, return_feat=False, feats=None):
+        """Super-resolve ``lq`` with its component ``boxes``; ``feats`` as in :meth:`DFDNetStudent.forward`."""
         boxes = self._check(lq, boxes)
-        feats = self.encode(lq)
+        feats = self.encode(lq) if feats is None else feats
         return self.decode(feats, self.conditions(feats, boxes), return_feat)

@@ -16,12 +16,44 @@ from torchvision.models.vgg import cfgs, make_layers
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 VGG19_FILE = os.path.basename(VGG19_URL)
 LAYER_NAMES = (
-    'conv1_1', 'relu1_1', 'conv1_2', 'relu1_2', 'pool1',
-    'conv2_1', 'relu2_1', 'conv2_2', 'relu2_2', 'pool2',
-    'conv3_1', 'relu3_1', 'conv3_2', 'relu3_2', 'conv3_3', 'relu3_3', 'conv3_4', 'relu3_4', 'pool3',
-    'conv4_1', 'relu4_1', 'conv4_2', 'relu4_2', 'conv4_3', 'relu4_3', 'conv4_4', 'relu4_4', 'pool4',
-    'conv5_1', 'relu5_1', 'conv5_2', 'relu5_2', 'conv5_3', 'relu5_3', 'conv5_4', 'relu5_4', 'pool5',
-)  # yapf: disable
+    'conv1_1',
+    'relu1_1',
+    'conv1_2',
+    'relu1_2',
+    'pool1',
+    'conv2_1',
+    'relu2_1',
+    'conv2_2',
+    'relu2_2',
+    'pool2',
+    'conv3_1',
+    'relu3_1',
+    'conv3_2',
+    'relu3_2',
+    'conv3_3',
+    'relu3_3',
+    'conv3_4',
+    'relu3_4',
+    'pool3',
+    'conv4_1',
+    'relu4_1',
+    'conv4_2',
+    'relu4_2',
+    'conv4_3',
+    'relu4_3',
+    'conv4_4',
+    'relu4_4',
+    'pool4',
+    'conv5_1',
+    'relu5_1',
+    'conv5_2',
+    'relu5_2',
+    'conv5_3',
+    'relu5_3',
+    'conv5_4',
+    'relu5_4',
+    'pool5',
+)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -47,9 +79,10 @@ def load_vgg19_state_dict(weights_path=None, allow_download=False):
             return torch.hub.load_state_dict_from_url(VGG19_URL, map_location='cpu', check_hash=True)
         raise FileNotFoundError(
             f'ImageNet VGG19 weights not found at {path}. Download {VGG19_URL} and put it at '
-            f'{default_vgg19_path()} (torchvision\'s cache, set TORCH_HOME to move it) or pass its path as '
+            f"{default_vgg19_path()} (torchvision's cache, set TORCH_HOME to move it) or pass its path as "
             '`vgg_weights` (architectures) / `weights_path` (losses). Random weights are only used when '
-            '`pretrained: false` is given explicitly, which is meant for tests.')
+            '`pretrained: false` is given explicitly, which is meant for tests.'
+        )
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
@@ -82,9 +115,9 @@ class VGG19Features(nn.Module):
         features = make_layers(cfgs['E'], batch_norm=False)
         if pretrained:
             state = load_vgg19_state_dict(weights_path, allow_download)
-            features.load_state_dict({k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')})
+            features.load_state_dict({k[len('features.') :]: v for k, v in state.items() if k.startswith('features.')})
         last = max(LAYER_NAMES.index(n) for n in self.layers)
-        modules = [nn.ReLU(inplace=False) if isinstance(m, nn.ReLU) else m for m in features[:last + 1]]
+        modules = [nn.ReLU(inplace=False) if isinstance(m, nn.ReLU) else m for m in features[: last + 1]]
         self.features = nn.Sequential(OrderedDict(zip(LAYER_NAMES, modules)))
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

@@ -19,9 +19,15 @@ MIN_HALF_512 = 16.0
 # Five-point FFHQ template at 512 (left eye, right eye, nose tip, left and right mouth corner), as used by
 # facexlib's FaceRestoreHelper for 512x512 FFHQ-style crops.
 FFHQ_TEMPLATE_512 = np.array(
-    [[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935], [201.26117, 371.41043],
-     [313.08905, 371.15118]],
-    dtype=np.float64)  # yapf: disable
+    [
+        [192.98138, 239.94708],
+        [318.90277, 240.1936],
+        [256.63416, 314.01935],
+        [201.26117, 371.41043],
+        [313.08905, 371.15118],
+    ],
+    dtype=np.float64,
+)
 
 _LANDMARKS68 = {
     'left_eye': list(range(17, 22)) + list(range(36, 42)),

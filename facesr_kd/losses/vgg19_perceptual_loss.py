@@ -27,8 +27,15 @@ class VGG19PerceptualLoss(nn.Module):
         models expect.
     """
 
-    def __init__(self, layer_weights, perceptual_weight=1.0, criterion='l2', weights_path=None, pretrained=True,
-                 allow_download=False):
+    def __init__(
+        self,
+        layer_weights,
+        perceptual_weight=1.0,
+        criterion='l2',
+        weights_path=None,
+        pretrained=True,
+        allow_download=False,
+    ):
         super().__init__()
         if criterion not in ('l1', 'l2'):
             raise ValueError(f"VGG19PerceptualLoss: criterion must be 'l1' or 'l2', got {criterion!r}")
@@ -37,8 +44,9 @@ class VGG19PerceptualLoss(nn.Module):
         self.layer_weights = dict(layer_weights)
         self.perceptual_weight = perceptual_weight
         self.criterion = F.mse_loss if criterion == 'l2' else F.l1_loss
-        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path,
-                                 allow_download=allow_download)
+        self.vgg = VGG19Features(
+            list(self.layer_weights), pretrained=pretrained, weights_path=weights_path, allow_download=allow_download
+        )
 
     def forward(self, x, gt):
         x_feats = self.vgg(x)

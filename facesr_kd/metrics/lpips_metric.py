@@ -46,8 +46,9 @@ def build_lpips(net='alex', version='0.1', backbone_path=None, random_backbone=F
     if not random_backbone and not os.path.isfile(path):
         raise FileNotFoundError(
             f'LPIPS({net}) needs the ImageNet {arch} weights {os.path.basename(url)}, not found at {path}. '
-            f'Download {url} into {os.path.dirname(backbone_file(net))} (torchvision\'s cache; TORCH_HOME moves '
-            'it) or give `backbone_path`. `random_backbone: true` is for tests only and is not a valid LPIPS.')
+            f"Download {url} into {os.path.dirname(backbone_file(net))} (torchvision's cache; TORCH_HOME moves "
+            'it) or give `backbone_path`. `random_backbone: true` is for tests only and is not a valid LPIPS.'
+        )
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # lpips calls torchvision with the deprecated `pretrained` argument
         model = lpips.LPIPS(net=net, version=version, pnet_rand=True, verbose=False)
@@ -74,8 +75,18 @@ def _to_tensor(img, crop_border, input_order):
 
 
 @METRIC_REGISTRY.register()
-def calculate_lpips(img, img2, crop_border=0, input_order='HWC', net='alex', version='0.1', backbone_path=None,
-                    random_backbone=False, device=None, **kwargs):
+def calculate_lpips(
+    img,
+    img2,
+    crop_border=0,
+    input_order='HWC',
+    net='alex',
+    version='0.1',
+    backbone_path=None,
+    random_backbone=False,
+    device=None,
+    **kwargs,
+):
     """LPIPS distance between two images (lower is better), as the ``lpips`` package computes it.
 
     Args:

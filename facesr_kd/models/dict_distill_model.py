@@ -24,8 +24,9 @@ class DictDistillModel(FaceSRModel, SRGANModel):
     is in no optimizer, is not wrapped in DDP and is saved only with ``train: save_teacher: true``. It gets the
     component boxes of the batch, the student only the image. A student narrower than the teacher gets a 1x1
     ``adapter`` (trained with the student, saved in the ``net_g`` checkpoint under ``adapter``) that maps F_S
-    to the teacher's channels. Everything else (EMA, ``net_d_iters``, ``net_d_init_iters``, saving, resuming,
-    validation) is BasicSR's ``SRGANModel``.
+    to the teacher's channels. When both use the same frozen encoder weights (the usual case: the same ImageNet
+    VGG19), the batch is encoded once for both. Everything else (EMA, ``net_d_iters``, ``net_d_init_iters``,
+    saving, resuming, validation) is BasicSR's ``SRGANModel``.
     """
 
     def init_training_settings(self):
@@ -36,23 +37,43 @@ class DictDistillModel(FaceSRModel, SRGANModel):
         if isinstance(self.adapter, nn.Conv2d):
             self._load_adapter()
             self.adapter = self.model_to_device(self.adapter)
+        self.share_encoder = self._same_encoder(self.get_bare_model(self.net_g), self.net_t)
         super().init_training_settings()
         if not hasattr(self, 'cri_gan'):
-            raise ValueError('DictDistillModel needs `train: gan_opt` (the adversarial feature loss); without it '
-                             'train the student with FaceSRModel instead (the "without KD" recipe).')
+            raise ValueError(
+                'DictDistillModel needs `train: gan_opt` (the adversarial feature loss); without it '
+                'train the student with FaceSRModel instead (the "without KD" recipe).'
+            )
 
     def _build_teacher(self):
         path = self.opt['path'].get('pretrain_network_t')
         if path is None:
-            raise ValueError('DictDistillModel needs a trained teacher: set `path: pretrain_network_t` to its '
-                             'checkpoint (see options/train_teacher_vggface2.yml).')
+            raise ValueError(
+                'DictDistillModel needs a trained teacher: set `path: pretrain_network_t` to its '
+                'checkpoint (see options/train_teacher_vggface2.yml).'
+            )
         net_t = build_network(self.opt['network_t']).to(self.device)
-        self.load_network(net_t, path, self.opt['path'].get('strict_load_t', True),
-                          self.opt['path'].get('param_key_t', 'params'))
+        self.load_network(
+            net_t, path, self.opt['path'].get('strict_load_t', True), self.opt['path'].get('param_key_t', 'params')
+        )
         net_t.eval()
         for p in net_t.parameters():
             p.requires_grad = False
         return net_t
+
+    @staticmethod
+    def _same_encoder(student, teacher):
+        """Whether both networks encode the input identically (same frozen encoder weights and input size)."""
+        if not all(hasattr(n, 'encode') and hasattr(n, 'encoder') for n in (student, teacher)):
+            return False
+        if getattr(student, 'out_size', None) != getattr(teacher, 'out_size', None):
+            return False
+        if any(p.requires_grad for p in student.encoder.parameters()):
+            return False
+        s_state, t_state = student.encoder.state_dict(), teacher.encoder.state_dict()
+        return s_state.keys() == t_state.keys() and all(
+            torch.equal(s_state[k], t_state[k].to(s_state[k].device)) for k in s_state
+        )
 
     def _load_adapter(self):
         path = self.opt['path'].get('pretrain_network_g')
@@ -72,13 +93,17 @@ class DictDistillModel(FaceSRModel, SRGANModel):
         self.optimizers.append(self.optimizer_d)
 
     def optimize_parameters(self, current_iter):
+        # Teacher and student share the frozen VGG19: encode the batch once for both.
+        shared = {}
         with torch.no_grad():
-            _, feat_t = self.run_network(self.net_t, return_feat=True)
+            if self.share_encoder:
+                shared['feats'] = self.get_bare_model(self.net_g).encode(self.lq)
+            _, feat_t = self.run_network(self.net_t, return_feat=True, **shared)
 
         for p in self.net_d.parameters():
             p.requires_grad = False
         self.optimizer_g.zero_grad()
-        self.output, feat_s = self.net_g(self.lq, return_feat=True)
+        self.output, feat_s = self.net_g(self.lq, return_feat=True, **shared)
         feat_s = self.adapter(feat_s)
 
         loss_dict = OrderedDict()

@@ -59,8 +59,10 @@ class FaceSRModel(SRModel):
         """Run ``net`` on the current batch, with boxes if it needs them."""
         if getattr(self.get_bare_model(net), 'needs_boxes', False):
             if self.boxes is None:
-                raise ValueError(f'{type(self.get_bare_model(net)).__name__} needs component boxes but the batch '
-                                 'has none: give the dataset a `boxes_file` or `box_source: template`.')
+                raise ValueError(
+                    f'{type(self.get_bare_model(net)).__name__} needs component boxes but the batch '
+                    'has none: give the dataset a `boxes_file` or `box_source: template`.'
+                )
             return net(self.lq, self.boxes, **kwargs)
         return net(self.lq, **kwargs)
 
@@ -132,10 +134,12 @@ class FaceSRModel(SRModel):
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
         """Save like BasicSR (``{param_key: state_dict}``), plus ``arch`` and ``scale``, atomically."""
-        nets = dict(zip(param_key if isinstance(param_key, list) else [param_key],
-                        net if isinstance(net, list) else [net]))
+        nets = dict(
+            zip(param_key if isinstance(param_key, list) else [param_key], net if isinstance(net, list) else [net])
+        )
         name = 'latest' if current_iter == -1 else current_iter
         path = os.path.join(self.opt['path']['models'], f'{net_label}_{name}.pth')
         arch = self.opt[f'network_{net_label.removeprefix("net_")}']
-        save_sr_checkpoint(path, nets.pop('params'), arch, ema=nets.pop('params_ema', None),
-                           scale=self.opt.get('scale'), extra=nets)
+        save_sr_checkpoint(
+            path, nets.pop('params'), arch, ema=nets.pop('params_ema', None), scale=self.opt.get('scale'), extra=nets
+        )

@@ -11,24 +11,79 @@ import inspect
 import os
 
 TOP_KEYS = {
-    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
-    'dist_params', 'find_unused_parameters', 'dist', 'rank', 'world_size', 'auto_resume', 'is_train', 'root_path',
-    'gt_size', 'queue_size', 'high_order_degradation', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm',
-}  # yapf: disable
+    'name',
+    'model_type',
+    'scale',
+    'num_gpu',
+    'manual_seed',
+    'datasets',
+    'path',
+    'train',
+    'val',
+    'logger',
+    'dist_params',
+    'find_unused_parameters',
+    'dist',
+    'rank',
+    'world_size',
+    'auto_resume',
+    'is_train',
+    'root_path',
+    'gt_size',
+    'queue_size',
+    'high_order_degradation',
+    'l1_gt_usm',
+    'percep_gt_usm',
+    'gan_gt_usm',
+}
 TRAIN_KEYS = {
-    'ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'net_d_iters', 'net_d_init_iters',
-    'use_grad_clip', 'grad_clip', 'save_teacher',
-}  # yapf: disable
+    'ema_decay',
+    'optim_g',
+    'optim_d',
+    'scheduler',
+    'total_iter',
+    'warmup_iter',
+    'net_d_iters',
+    'net_d_init_iters',
+    'use_grad_clip',
+    'grad_clip',
+    'save_teacher',
+}
 VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'pbar', 'suffix', 'use_chop', 'max_minibatch', 'selfensemble_testing'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
 PATH_KEYS_FIXED = {
-    'resume_state', 'experiments_root', 'models', 'training_states', 'log', 'visualization', 'results_root',
-}  # yapf: disable
+    'resume_state',
+    'experiments_root',
+    'models',
+    'training_states',
+    'log',
+    'visualization',
+    'results_root',
+}
 DATASET_KEYS = {
-    'name', 'type', 'phase', 'scale', 'io_backend', 'dataroot_gt', 'dataroot_lq', 'meta_info_file', 'filename_tmpl',
-    'gt_size', 'use_hflip', 'use_flip', 'use_rot', 'mean', 'std', 'color', 'num_worker_per_gpu', 'batch_size_per_gpu',
-    'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory', 'persistent_workers',
-}  # yapf: disable
+    'name',
+    'type',
+    'phase',
+    'scale',
+    'io_backend',
+    'dataroot_gt',
+    'dataroot_lq',
+    'meta_info_file',
+    'filename_tmpl',
+    'gt_size',
+    'use_hflip',
+    'use_flip',
+    'use_rot',
+    'mean',
+    'std',
+    'color',
+    'num_worker_per_gpu',
+    'batch_size_per_gpu',
+    'dataset_enlarge_ratio',
+    'prefetch_mode',
+    'pin_memory',
+    'persistent_workers',
+}
 PATH_KEYS_NETWORK = {'pretrain_network_g', 'pretrain_network_d', 'pretrain_network_t', 'ignore_resume_networks'}
 SCHEDULERS = {'MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR'}
 
@@ -74,7 +129,7 @@ def _resolve(opt_path, key, registry, type_name):
     if type_name not in registry:
         close = difflib.get_close_matches(str(type_name), sorted(name for name, _ in registry), n=1, cutoff=0.6)
         hint = f'did you mean `{close[0]}`?' if close else 'is the package that registers it imported?'
-        _fail(opt_path, f'{key}.type', f'`{type_name}` is not in BasicSR\'s {registry._name} registry; {hint}')
+        _fail(opt_path, f'{key}.type', f"`{type_name}` is not in BasicSR's {registry._name} registry; {hint}")
     return registry.get(type_name)
 
 
@@ -84,8 +139,12 @@ def _check_path(opt_path, key, value, kind='exist'):
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:
         if isinstance(v, str) and not os.path.exists(os.path.expanduser(v)):
-            _fail(opt_path, key, f'{v} does not exist. Prepare it first (see scripts/prepare_vggface2.py) or fix '
-                  'the path in the option file.')
+            _fail(
+                opt_path,
+                key,
+                f'{v} does not exist. Prepare it first (see scripts/prepare_vggface2.py) or fix '
+                'the path in the option file.',
+            )
 
 
 def check_options(opt, opt_path='<options>'):
@@ -151,8 +210,13 @@ def check_options(opt, opt_path='<options>'):
         _misspelt(opt_path, 'val.', val_opt, VAL_KEYS, strict=False)
         for name, m_opt in (val_opt.get('metrics') or {}).items():
             metric = _resolve(opt_path, f'val.metrics.{name}', METRIC_REGISTRY, m_opt.get('type'))
-            _check_kwargs(opt_path, f'val.metrics.{name}', metric,
-                          {k: v for k, v in m_opt.items() if k not in ('type', 'better')}, ignore=('img', 'img2'))
+            _check_kwargs(
+                opt_path,
+                f'val.metrics.{name}',
+                metric,
+                {k: v for k, v in m_opt.items() if k not in ('type', 'better')},
+                ignore=('img', 'img2'),
+            )
     if opt.get('logger') is not None:
         _misspelt(opt_path, 'logger.', opt['logger'], LOGGER_KEYS, strict=False)
 

@@ -1,0 +1,135 @@
+"""Time one training iteration of each recipe at the same batch: distillation against the student without KD.
+
+The distillation adds a teacher forward pass (no gradients) and a discriminator step to the student's
+iteration; the target is at most 1.5x the iteration without KD. The networks use one fixed random VGG19 and a
+random dictionary: speed does not depend on the weights.
+
+Usage::
+
+    python scripts/benchmark_distill_iter.py --preset paper --batch 4 --iters 5
+"""
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from facesr_kd.archs.component_dictionary import dictionary_shapes, save_dictionary  # noqa: E402
+from facesr_kd.face.components import template_boxes  # noqa: E402
+from facesr_kd.recipes import PRESETS, make_train_options  # noqa: E402
+
+import torch  # noqa: E402
+from basicsr.models import build_model  # noqa: E402
+from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+
+def _model(method, preset, work, vgg_file, dict_path, device, teacher_ckpt=None):
+    data = {'train': work, 'test': work}
+    opt = make_train_options(method, preset, work, data, vgg_file, dict_path, device)
+    opt['train']['ema_decay'] = 0.999
+    if teacher_ckpt is not None:
+        opt['path']['pretrain_network_t'] = teacher_ckpt
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    opt['path'].update(models=work, training_states=work, experiments_root=work, log=work, visualization=work)
+    return build_model(copy.deepcopy(opt))
+
+
+def time_iterations(model, batch, iters, warmup, sync):
+    """Median seconds of ``model.optimize_parameters`` after ``warmup`` untimed iterations."""
+    times = []
+    for it in tqdm(range(warmup + iters), desc=type(model).__name__, leave=False):
+        model.feed_data(batch)
+        start = time.perf_counter()
+        model.optimize_parameters(it + 1)
+        sync()
+        if it >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu', methods=None):
+    """Time one iteration of each recipe.
+
+    Returns:
+        dict[str, float]: Method to median seconds per iteration.
+    """
+    preset = dict(PRESETS[preset_name])
+    preset.setdefault('num_feat', 64)
+    size = preset['size']
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+    methods = methods or ['Student w/o KD', 'Student']
+    with tempfile.TemporaryDirectory() as work:
+        from torchvision.models import vgg19
+
+        torch.manual_seed(0)
+        vgg_file = os.path.join(work, 'vgg19_random.pth')
+        torch.save(vgg19(weights=None).state_dict(), vgg_file)
+        atoms = {k: torch.randn(preset['num_atoms'], *s) for k, s in dictionary_shapes(size).items()}
+        dict_path = os.path.join(work, 'dict.pth')
+        save_dictionary(dict_path, atoms, size)
+        teacher = ARCH_REGISTRY.get('DFDNetTeacher')(
+            out_size=size,
+            num_feat=preset['num_feat'],
+            num_atoms=preset['num_atoms'],
+            dict_path=dict_path,
+            vgg_weights=vgg_file,
+        )
+        teacher_ckpt = os.path.join(work, 'teacher.pth')
+        torch.save({'params': teacher.state_dict()}, teacher_ckpt)
+        del teacher
+        batch = {
+            'lq': torch.rand(batch_size, 3, size // 8, size // 8, device=device),
+            'gt': torch.rand(batch_size, 3, size, size, device=device),
+            'boxes': torch.from_numpy(template_boxes(size)).float().expand(batch_size, 4, 4).to(device),
+        }
+        results = {}
+        for method in methods:
+            model = _model(method, preset, work, vgg_file, dict_path, device, teacher_ckpt)
+            results[method] = time_iterations(model, batch, iters, warmup, sync)
+            del model
+    return results
+
+
+def main(args):
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    device = args.device
+    results = benchmark(args.preset, args.batch, args.iters, args.warmup, device, args.methods)
+    size = PRESETS[args.preset]['size']
+    print(
+        f'\nOne training iteration, {size}x{size} output, batch {args.batch}, {device} '
+        f'({torch.get_num_threads()} threads), median of {args.iters}:\n'
+    )
+    print('| Recipe | s / iteration | vs. without KD |')
+    print('|---|---|---|')
+    base = results.get('Student w/o KD')
+    for method, seconds in results.items():
+        ratio = f'{seconds / base:.2f}x' if base else '–'
+        print(f'| {method} | {seconds:.3f} | {ratio} |')
+    return results
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='paper', help='sizes and widths')
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--iters', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=None,
+        help='recipes to time (default: "Student w/o KD" "Student"); also Teacher, RCAN, SRFBN',
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    main(parse_args())
