@@ -27,6 +27,7 @@ PRESETS = {
         'iters': 4,
         'batch': 2,
         'workers': 0,
+        'ema_decay': 0,  # too few iterations for an EMA: every row uses the trained weights
         'rcan': {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},
         'srfbn': {'num_feat': 8, 'num_steps': 2, 'num_groups': 1},
         'train_range': '100:108',
@@ -43,6 +44,7 @@ PRESETS = {
         'iters': 400,
         'batch': 4,
         'workers': 1,
+        'ema_decay': 0,
         'rcan': {'num_feat': 32, 'num_group': 3, 'num_block': 4, 'squeeze_factor': 8},
         'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3},
         'train_range': '100:',
@@ -140,6 +142,10 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
     if 'network_t' in opt:
         teacher = make_train_options('Teacher', preset, work_dir, data, vgg_file, dict_path, device)['name']
         opt['path']['pretrain_network_t'] = os.path.join(work_dir, 'experiments', teacher, 'models', 'net_g_latest.pth')
+    if 'ema_decay' in preset:
+        opt['train']['ema_decay'] = preset['ema_decay']
+        if 'network_t' in opt and not preset['ema_decay']:
+            opt['path']['param_key_t'] = 'params'
     percep = opt['train'].get('perceptual_opt')
     if percep is not None:
         percep['weights_path'] = vgg_file
@@ -163,7 +169,32 @@ def make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_ra
     _networks(opt, kind, preset, vgg_file, None)
     train_name = make_train_options(method, preset, work_dir, data, vgg_file, None, device)['name']
     opt['path']['pretrain_network_g'] = os.path.join(work_dir, 'experiments', train_name, 'models', 'net_g_latest.pth')
+    if preset.get('ema_decay', 1) == 0:
+        opt['path']['param_key_g'] = 'params'
     for metric in opt['val']['metrics'].values():
         if metric['type'] == 'calculate_lpips' and lpips_random:
             metric['random_backbone'] = True
+    return opt
+
+
+def parsed_options(opt, root):
+    """What ``basicsr.utils.options.parse_options`` adds to a training option dict, for in-process use.
+
+    Lets tests and benchmarks build a model (``basicsr.models.build_model``) without the command line. The
+    experiment folders are made under ``root``.
+    """
+    opt = copy.deepcopy(opt)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    exp = os.path.join(str(root), 'experiments', opt['name'])
+    opt['path'].update(
+        experiments_root=exp,
+        models=os.path.join(exp, 'models'),
+        log=exp,
+        training_states=os.path.join(exp, 'training_states'),
+        visualization=os.path.join(exp, 'visualization'),
+    )
+    for folder in (opt['path']['models'], opt['path']['training_states']):
+        os.makedirs(folder, exist_ok=True)
+    for phase, ds in opt['datasets'].items():
+        ds.update(phase=phase.split('_')[0], scale=opt['scale'])
     return opt

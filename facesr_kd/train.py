@@ -4,23 +4,12 @@ Usage: ``python -m facesr_kd.train -opt options/distill_vggface2.yml [--auto_res
 [--force_yml k=v ...] [--launcher none|pytorch|slurm]`` (or the ``facesr-kd-train`` console script).
 """
 
-import os
-import sys
+from facesr_kd.utils.entry import run_pipeline
 
 
 def main(argv=None):
     """Run BasicSR's ``train_pipeline`` with ``experiments/`` and ``tb_logger/`` under the working directory."""
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    import facesr_kd  # noqa: F401  (compat fixes and registration)
-    from facesr_kd.utils.options import OptionError
-
-    from basicsr import train as basicsr_train
-
-    try:
-        basicsr_train.train_pipeline(os.getcwd())
-    except OptionError as err:
-        sys.exit(f'error: {err}')
+    run_pipeline('train', argv)
 
 
 if __name__ == '__main__':

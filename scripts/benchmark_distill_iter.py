@@ -10,7 +10,6 @@ Usage::
 """
 
 import argparse
-import copy
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from facesr_kd.archs.component_dictionary import dictionary_shapes, save_dictionary  # noqa: E402
 from facesr_kd.face.components import template_boxes  # noqa: E402
-from facesr_kd.recipes import PRESETS, make_train_options  # noqa: E402
+from facesr_kd.recipes import PRESETS, make_train_options, parsed_options  # noqa: E402
 
 import torch  # noqa: E402
 from basicsr.models import build_model  # noqa: E402
@@ -35,9 +34,7 @@ def _model(method, preset, work, vgg_file, dict_path, device, teacher_ckpt=None)
     opt['train']['ema_decay'] = 0.999
     if teacher_ckpt is not None:
         opt['path']['pretrain_network_t'] = teacher_ckpt
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
-    opt['path'].update(models=work, training_states=work, experiments_root=work, log=work, visualization=work)
-    return build_model(copy.deepcopy(opt))
+    return build_model(parsed_options(opt, work))
 
 
 def time_iterations(model, batch, iters, warmup, sync):
@@ -53,8 +50,12 @@ def time_iterations(model, batch, iters, warmup, sync):
     return statistics.median(times)
 
 
-def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu', methods=None):
+def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu', methods=None, shared_encoder=True):
     """Time one iteration of each recipe.
+
+    Args:
+        shared_encoder (bool): Let the distillation encode each batch once for teacher and student (its default
+            when their encoders match); False times it with two encoder passes, for comparison.
 
     Returns:
         dict[str, float]: Method to median seconds per iteration.
@@ -91,6 +92,8 @@ def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu'
         results = {}
         for method in methods:
             model = _model(method, preset, work, vgg_file, dict_path, device, teacher_ckpt)
+            if hasattr(model, 'share_encoder'):
+                model.share_encoder = model.share_encoder and shared_encoder
             results[method] = time_iterations(model, batch, iters, warmup, sync)
             del model
     return results
@@ -99,7 +102,15 @@ def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu'
 def main(args):
     torch.set_num_threads(args.threads or torch.get_num_threads())
     device = args.device
-    results = benchmark(args.preset, args.batch, args.iters, args.warmup, device, args.methods)
+    results = benchmark(
+        args.preset,
+        args.batch,
+        args.iters,
+        args.warmup,
+        device,
+        args.methods,
+        shared_encoder=not args.no_shared_encoder,
+    )
     size = PRESETS[args.preset]['size']
     print(
         f'\nOne training iteration, {size}x{size} output, batch {args.batch}, {device} '
@@ -127,6 +138,11 @@ def parse_args(argv=None):
         nargs='+',
         default=None,
         help='recipes to time (default: "Student w/o KD" "Student"); also Teacher, RCAN, SRFBN',
+    )
+    parser.add_argument(
+        '--no-shared-encoder',
+        action='store_true',
+        help='distil with separate teacher and student encoder passes (for comparison)',
     )
     return parser.parse_args(argv)
 

@@ -4,6 +4,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,32 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 FFHQ256 = SHARED_DATA / 'faces' / 'aligned' / 'ffhq256'
 FACEXLIB_WEIGHTS = SHARED_DATA / 'weights' / 'facexlib'
+# Faces per photo of faces/whole as ../shared/data/README.md counts them (facexlib retinaface_mobile0.25,
+# resize=640, eye_dist_threshold=5).
+README_COUNTS = {
+    'insightface_t1.jpg': 6,
+    'deepface_selfie-many-people.jpg': 5,
+    'deepface_couple.jpg': 2,
+    'facenet-pytorch_multiface.jpg': 6,
+    'codeformer_00.jpg': 4,
+    'codeformer_01.jpg': 4,
+    'codeformer_02.png': 4,
+    'codeformer_06.png': 2,
+    'gfpgan_00.jpg': 2,
+    'gfpgan_10045.png': 3,
+    'skimage_astronaut.png': 1,
+}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def one_thread():
+    """Run in-process tests single-threaded: on 2 shared cores a second intra-op thread mostly waits."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')
@@ -65,6 +92,20 @@ def load_script(name):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+@pytest.fixture
+def startup_hook():
+    """The `.pth` startup hook installed in this interpreter's site-packages for the test's duration."""
+    from facesr_kd import hook
+
+    pth = Path(sysconfig.get_paths()['purelib']) / hook.PTH_NAME
+    was_there = pth.exists()
+    if not was_there:
+        hook.install()
+    yield pth
+    if not was_there:
+        hook.uninstall()
 
 
 def run_python(args, cwd, env=None, timeout=600, check=True):

@@ -29,15 +29,6 @@ from torch.nn.utils import parametrizations, parametrize
 SIZE, NF, K = 64, 8, 4
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # Two shared cores: a second intra-op thread mostly waits for a busy core, so tests run single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_dictionary(out_size, num_atoms, seed=0):
     gen = torch.Generator().manual_seed(seed)
     atoms = {k: torch.randn(num_atoms, *s, generator=gen) for k, s in dictionary_shapes(out_size).items()}

@@ -19,15 +19,6 @@ from .conftest import FFHQ256, load_script
 SIZE, K = 64, 4
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # Two shared cores: a second intra-op thread mostly waits for a busy core, so tests run single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def script():
     return load_script('build_dictionary')

@@ -22,14 +22,6 @@ RCAN_OPT = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_rcan(seed=0):
     from basicsr.archs.rcan_arch import RCAN
 

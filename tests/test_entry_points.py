@@ -1,5 +1,6 @@
 """The package as a BasicSR extension: compat fixes, registration, entry points, resume, option checks, DDP."""
 
+import json
 import os
 import shutil
 import signal
@@ -93,18 +94,6 @@ def write_opt(opt, folder):
     path = Path(folder) / f'{opt["name"]}.yml'
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     return path
-
-
-@pytest.fixture
-def startup_hook():
-    """The `.pth` startup hook installed in this interpreter's site-packages for the test's duration."""
-    pth = Path(sysconfig.get_paths()['purelib']) / hook.PTH_NAME
-    was_there = pth.exists()
-    if not was_there:
-        hook.install()
-    yield pth
-    if not was_there:
-        hook.uninstall()
 
 
 def test_import_applies_compat_fixes():
@@ -208,7 +197,8 @@ def test_hook_install_uninstall(tmp_path):
     assert hook.uninstall(str(tmp_path)) is None
 
 
-def test_test_entry_point_writes_results(paired_faces, tmp_path):
+@pytest.mark.parametrize('entry', ['facesr_kd.test', 'basicsr.test'])
+def test_test_entry_point_writes_results(entry, paired_faces, tmp_path, startup_hook):
     train_file = write_opt(tiny_opt(paired_faces, 'tiny_for_test', total_iter=2), tmp_path)
     run_python(['-m', 'facesr_kd.train', '-opt', train_file], cwd=tmp_path)
     opt = tiny_opt(paired_faces, 'tiny_test_run')
@@ -222,9 +212,11 @@ def test_test_entry_point_writes_results(paired_faces, tmp_path):
     opt['val']['suffix'] = None
     for key in ('train', 'logger'):
         opt.pop(key)
-    proc = run_python(['-m', 'facesr_kd.test', '-opt', write_opt(opt, tmp_path)], cwd=tmp_path)
+    proc = run_python(['-m', entry, '-opt', write_opt(opt, tmp_path)], cwd=tmp_path)
     assert '# psnr:' in proc.stdout
-    assert len(list((tmp_path / 'results' / 'tiny_test_run' / 'visualization' / 'tiny_val').glob('*.png'))) == 2
+    results = tmp_path / 'results' / 'tiny_test_run'
+    assert len(list((results / 'visualization' / 'tiny_val').glob('*.png'))) == 2
+    assert json.loads((results / 'metrics.json').read_text())['tiny_val']['metrics']['psnr'] > 5
 
 
 def test_kill_and_resume_continues_with_identical_optimizer_state(paired_faces, tmp_path):

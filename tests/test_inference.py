@@ -23,25 +23,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from .conftest import FACEXLIB_WEIGHTS, SHARED_DATA, load_script
+from .conftest import FACEXLIB_WEIGHTS, README_COUNTS, SHARED_DATA, load_script
 
 FACES = SHARED_DATA / 'faces'
 DET = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'offline': True, 'device': 'cpu'}
 DET_ARGS = ['--det-model', 'retinaface_mobile0.25', '--model-root', str(FACEXLIB_WEIGHTS), '--offline']
-# Faces per photo in ../shared/data/README.md (facexlib retinaface_mobile0.25, resize=640, eye_dist_threshold=5).
-README_COUNTS = {
-    'insightface_t1.jpg': 6,
-    'deepface_selfie-many-people.jpg': 5,
-    'deepface_couple.jpg': 2,
-    'facenet-pytorch_multiface.jpg': 6,
-    'codeformer_00.jpg': 4,
-    'codeformer_01.jpg': 4,
-    'codeformer_02.png': 4,
-    'codeformer_06.png': 2,
-    'gfpgan_00.jpg': 2,
-    'gfpgan_10045.png': 3,
-    'skimage_astronaut.png': 1,
-}
 
 
 cli = load_script('inference_facesr')
@@ -55,15 +41,6 @@ class BicubicX8(torch.nn.Module):
 
 
 BICUBIC_INFO = {'type': 'BicubicX8', 'lq_size': 32, 'out_size': 256, 'scale': 8, 'needs_boxes': False}
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One intra-op thread: these small convolutions gain nothing from more on a shared CPU, and lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

@@ -4,13 +4,10 @@ Every VGG19 here is random-initialised, written to a local file and passed expli
 training mechanics, not image quality.
 """
 
-import copy
-import os
-
 import facesr_kd  # noqa: F401
 from facesr_kd.archs.component_dictionary import dictionary_shapes
 from facesr_kd.face.components import template_boxes
-from facesr_kd.recipes import PRESETS, make_train_options
+from facesr_kd.recipes import PRESETS, make_train_options, parsed_options
 
 import cv2
 import pytest
@@ -83,24 +80,11 @@ def build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint=No
     data = {'train': str(tmp_path), 'test': str(tmp_path)}
     opt = make_train_options(method, SMOKE, str(tmp_path), data, random_vgg, random_dictionary, 'cpu')
     opt['network_g'].update(net_g)
+    opt['train']['ema_decay'] = 0.9  # the smoke preset has none; these tests exercise it
     if 'network_t' in opt:
         opt['path']['pretrain_network_t'] = teacher_checkpoint
-    # What basicsr's parse_options adds.
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
-    exp = tmp_path / 'experiments' / opt['name']
-    opt['path'].update(
-        experiments_root=str(exp),
-        models=str(exp / 'models'),
-        training_states=str(exp / 'states'),
-        log=str(exp),
-        visualization=str(exp / 'vis'),
-    )
-    os.makedirs(exp / 'models', exist_ok=True)
-    os.makedirs(exp / 'states', exist_ok=True)
-    for phase, ds in opt['datasets'].items():
-        ds.update(phase=phase, scale=opt['scale'])
     torch.manual_seed(0)
-    return build_model(copy.deepcopy(opt))
+    return build_model(parsed_options(opt, tmp_path))
 
 
 def snapshot(net):

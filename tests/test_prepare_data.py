@@ -11,24 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import FACEXLIB_WEIGHTS, FFHQ256, SHARED_DATA, ffhq_ids, load_script, run_python
+from .conftest import FACEXLIB_WEIGHTS, FFHQ256, README_COUNTS, SHARED_DATA, ffhq_ids, load_script, run_python
 
 WHOLE = SHARED_DATA / 'faces' / 'whole'
 NEGATIVE = SHARED_DATA / 'faces' / 'negative'
-# Faces per photo as the data README counts them (mobilenet0.25, resize=640, eye_dist_threshold=5).
-README_COUNTS = {
-    'insightface_t1.jpg': 6,
-    'deepface_selfie-many-people.jpg': 5,
-    'deepface_couple.jpg': 2,
-    'facenet-pytorch_multiface.jpg': 6,
-    'codeformer_00.jpg': 4,
-    'codeformer_01.jpg': 4,
-    'codeformer_02.png': 4,
-    'codeformer_06.png': 2,
-    'gfpgan_00.jpg': 2,
-    'gfpgan_10045.png': 3,
-    'skimage_astronaut.png': 1,
-}
 DETECT = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'progress': False}
 
 

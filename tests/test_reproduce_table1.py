@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 
-from .conftest import FFHQ256, run_python
+from .conftest import FFHQ256, REPO_ROOT, run_python
 
 RECIPES = (
     'train_teacher_vggface2',
@@ -22,26 +22,16 @@ RECIPES = (
 )
 
 
+def reproduce_smoke(work):
+    """``scripts/reproduce_table1.py --preset smoke`` on 8 train and 4 test faces of the staged FFHQ set."""
+    args = ['--preset', 'smoke', '--faces', FFHQ256, '--aligned', '--work-dir', work, '--workers', '1']
+    return run_python([REPO_ROOT / 'scripts' / 'reproduce_table1.py', *args], cwd=work, timeout=900)
+
+
 @pytest.fixture(scope='module')
-def smoke_run(tmp_path_factory, repo_root, shared_data):
+def smoke_run(tmp_path_factory, shared_data):
     work = tmp_path_factory.mktemp('table1_smoke')
-    proc = run_python(
-        [
-            repo_root / 'scripts' / 'reproduce_table1.py',
-            '--preset',
-            'smoke',
-            '--faces',
-            FFHQ256,
-            '--aligned',
-            '--work-dir',
-            work,
-            '--workers',
-            '1',
-        ],
-        cwd=work,
-        timeout=900,
-    )
-    return work, proc
+    return work, reproduce_smoke(work)
 
 
 def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
@@ -61,24 +51,10 @@ def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
     assert 'build_dictionary.py' in log
 
 
-def test_smoke_rerun_skips_every_finished_stage(smoke_run, repo_root):
+def test_smoke_rerun_skips_every_finished_stage(smoke_run):
     work, _ = smoke_run
     log_before = (work / 'commands.log').read_text()
-    proc = run_python(
-        [
-            repo_root / 'scripts' / 'reproduce_table1.py',
-            '--preset',
-            'smoke',
-            '--faces',
-            FFHQ256,
-            '--aligned',
-            '--work-dir',
-            work,
-            '--workers',
-            '1',
-        ],
-        cwd=work,
-    )
+    proc = reproduce_smoke(work)
     assert proc.stdout.count('done, skipped') == 10
     assert (work / 'commands.log').read_text() == log_before
 
@@ -104,3 +80,25 @@ def test_each_recipe_resumes_from_its_saved_iteration(smoke_run, recipe):
     assert f'iter:{last + 1:8,d},' in proc.stdout and f'iter:{1:8,d},' not in proc.stdout
     ckpt = torch.load(work / 'experiments' / recipe / 'models' / f'net_g_{last + 2}.pth', weights_only=True)
     assert 'arch' in ckpt and ckpt['scale'] == 8
+
+
+def test_distillation_recipe_runs_through_basicsrs_own_entry_point(smoke_run, startup_hook):
+    work, _ = smoke_run
+    opt_file = work / 'options' / 'distill_vggface2.yml'
+    proc = run_python(['-m', 'basicsr.train', '-opt', opt_file, '--force_yml', 'name=distill_via_basicsr'], cwd=work)
+    assert 'Model [DictDistillModel] is created.' in proc.stdout and 'l_g_gan' in proc.stdout
+    assert (work / 'experiments' / 'distill_via_basicsr' / 'models' / 'net_g_latest.pth').exists()
+
+
+def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp_path):
+    proc = run_python(
+        [REPO_ROOT / 'scripts' / 'reproduce_table1.py', '--preset', 'smoke', '--work-dir', tmp_path, '--dry-run'],
+        cwd=tmp_path,
+    )
+    assert 'offline demo set' in proc.stdout
+    assert len(list((tmp_path / 'data' / 'train' / 'hr').glob('*.png'))) == 8
+    assert len(list((tmp_path / 'data' / 'test' / 'hr').glob('*.png'))) == 4
+    assert len(list((tmp_path / 'options').glob('*.yml'))) == 10
+    log = (tmp_path / 'commands.log').read_text()
+    assert log.count('build_dictionary.py') == 1
+    assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 5
