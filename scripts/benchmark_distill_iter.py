@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from facesr_kd.archs.component_dictionary import dictionary_shapes, save_dictionary  # noqa: E402
+from facesr_kd.archs.vgg19 import save_random_vgg19  # noqa: E402
 from facesr_kd.face.components import template_boxes  # noqa: E402
 from facesr_kd.recipes import PRESETS, make_train_options, parsed_options  # noqa: E402
 
@@ -66,11 +67,7 @@ def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu'
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
     methods = methods or ['Student w/o KD', 'Student']
     with tempfile.TemporaryDirectory() as work:
-        from torchvision.models import vgg19
-
-        torch.manual_seed(0)
-        vgg_file = os.path.join(work, 'vgg19_random.pth')
-        torch.save(vgg19(weights=None).state_dict(), vgg_file)
+        vgg_file = save_random_vgg19(os.path.join(work, 'vgg19_random.pth'))
         atoms = {k: torch.randn(preset['num_atoms'], *s) for k, s in dictionary_shapes(size).items()}
         dict_path = os.path.join(work, 'dict.pth')
         save_dictionary(dict_path, atoms, size)

@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'scripts'))
 
-from facesr_kd.archs.vgg19 import default_vgg19_path  # noqa: E402
+from facesr_kd.archs.vgg19 import default_vgg19_path, save_random_vgg19  # noqa: E402
 from facesr_kd.face.align import estimate_affine, warp_face  # noqa: E402
 from facesr_kd.recipes import PRESETS, make_test_options, make_train_options, write_yaml  # noqa: E402
 
@@ -95,14 +95,9 @@ def parse_range(text):
 
 
 def random_vgg_file(work_dir, seed=0):
-    """One fixed random-initialised VGG19 state dict shared by every stage (never an ImageNet stand-in)."""
+    """One fixed random-initialised VGG19 shared by every stage (never an ImageNet stand-in for results)."""
     path = os.path.join(work_dir, f'vgg19_RANDOM_seed{seed}.pth')
-    if not os.path.exists(path):
-        from torchvision.models import vgg19
-
-        torch.manual_seed(seed)
-        torch.save(vgg19(weights=None).state_dict(), path)
-    return path
+    return path if os.path.exists(path) else save_random_vgg19(path, seed)
 
 
 class Runner:

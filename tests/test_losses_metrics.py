@@ -1,7 +1,7 @@
 """VGG19 perceptual loss and the LPIPS metric."""
 
 import facesr_kd  # noqa: F401
-from facesr_kd.archs.vgg19 import VGG19Features
+from facesr_kd.archs.vgg19 import VGG19Features, save_random_vgg19
 from facesr_kd.metrics import lpips_metric
 
 import cv2
@@ -14,17 +14,9 @@ from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
 from .conftest import FFHQ256
 
 
-def _random_vgg_file(path, seed=0):
-    from torchvision.models import vgg19
-
-    torch.manual_seed(seed)
-    torch.save(vgg19(weights=None).state_dict(), path)
-    return str(path)
-
-
 def test_perceptual_loss_is_weighted_mse_of_vgg_features(tmp_path):
     # Random VGG19 weights written to a local file: the loss must read them from there.
-    weights = _random_vgg_file(tmp_path / 'vgg19.pth')
+    weights = save_random_vgg19(tmp_path / 'vgg19.pth')
     loss = LOSS_REGISTRY.get('VGG19PerceptualLoss')(
         {'relu1_2': 0.5, 'relu2_2': 2.0}, perceptual_weight=3.0, criterion='l2', weights_path=weights
     )

@@ -6,6 +6,7 @@ training mechanics, not image quality.
 
 import facesr_kd  # noqa: F401
 from facesr_kd.archs.component_dictionary import dictionary_shapes
+from facesr_kd.archs.vgg19 import save_random_vgg19
 from facesr_kd.face.components import template_boxes
 from facesr_kd.recipes import PRESETS, make_train_options, parsed_options
 
@@ -31,12 +32,7 @@ EXPECTED_KEYS = {
 
 @pytest.fixture(scope='module')
 def random_vgg(tmp_path_factory):
-    from torchvision.models import vgg19
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('vgg') / 'vgg19_random.pth'
-    torch.save(vgg19(weights=None).state_dict(), path)
-    return str(path)
+    return save_random_vgg19(tmp_path_factory.mktemp('vgg') / 'vgg19_random.pth')
 
 
 @pytest.fixture(scope='module')

@@ -86,6 +86,22 @@ def load_vgg19_state_dict(weights_path=None, allow_download=False):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
+def save_random_vgg19(path, seed=0):
+    """Write a random-initialised VGG19 state dict (torchvision's layout) to ``path`` and return ``path``.
+
+    A fixed, explicit stand-in for the ImageNet weights in tests, smoke runs and speed benchmarks, so that
+    every part of a run (dictionary, encoders, perceptual loss) shares the same random encoder. Never for a
+    quality figure.
+    """
+    from torchvision.models import vgg19
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        state = vgg19(weights=None).state_dict()
+    torch.save(state, path)
+    return str(path)
+
+
 class VGG19Features(nn.Module):
     """Frozen VGG19 returning named intermediate features.
 
