@@ -87,8 +87,12 @@ def write_yaml(opt, path):
     return path
 
 
-def _dataset(opt_ds, data_dir, size, preset, phase):
+def _dataset(opt_ds, data, split, preset, phase):
+    data_dir = data[split]
+    size = preset['size']
     ds = copy.deepcopy(opt_ds)
+    if data.get('name'):
+        ds['name'] = f'{data["name"]}_{split}'  # the faces actually used, not the option file's VGGFace2
     ds.update(
         dataroot_gt=os.path.join(data_dir, 'hr'),
         dataroot_lq=os.path.join(data_dir, 'lr_x8'),
@@ -129,14 +133,25 @@ def _networks(opt, kind, preset, vgg_file, dict_path):
 
 
 def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device):
-    """The option file of one training stage: the shipped one with the preset's sizes and this run's paths."""
+    """The option file of one training stage: the shipped one with the preset's sizes and this run's paths.
+
+    Args:
+        method (str): A row of Table 1 (a key of :data:`METHODS`).
+        preset (dict): A value of :data:`PRESETS`.
+        work_dir (str): Where the run's ``experiments/`` are.
+        data (dict): ``train`` and ``test`` prepared-data folders (``hr/``, ``lr_x8/``, ``meta_info.txt``,
+            ``boxes.json``), and optionally ``name``, which names the datasets (``<name>_train``...).
+        vgg_file (str): VGG19 weights for the encoders and the perceptual loss.
+        dict_path (str | None): The teacher's dictionary file.
+        device (str): ``'cpu'`` sets ``num_gpu: 0``.
+    """
     train_file, _, kind = METHODS[method]
     opt = load_yaml(os.path.join(options_dir(), train_file))
     opt['name'] = f'{os.path.splitext(train_file)[0]}'
     opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
     opt['datasets'] = {
-        'train': _dataset(opt['datasets']['train'], data['train'], preset['size'], preset, 'train'),
-        'val': _dataset(opt['datasets']['val'], data['test'], preset['size'], preset, 'val'),
+        'train': _dataset(opt['datasets']['train'], data, 'train', preset, 'train'),
+        'val': _dataset(opt['datasets']['val'], data, 'test', preset, 'val'),
     }
     _networks(opt, kind, preset, vgg_file, dict_path)
     if 'network_t' in opt:
@@ -162,10 +177,14 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
 
 
 def make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_random):
+    """The test option file of one row: the shipped one, reading the checkpoint its training stage wrote.
+
+    Arguments as :func:`make_train_options`; ``lpips_random`` runs LPIPS on random backbones (labelled so).
+    """
     _, test_file, kind = METHODS[method]
     opt = load_yaml(os.path.join(options_dir(), 'test', test_file))
     opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
-    opt['datasets']['test_1'] = _dataset(opt['datasets']['test_1'], data['test'], preset['size'], preset, 'test')
+    opt['datasets']['test_1'] = _dataset(opt['datasets']['test_1'], data, 'test', preset, 'test')
     _networks(opt, kind, preset, vgg_file, None)
     train_name = make_train_options(method, preset, work_dir, data, vgg_file, None, device)['name']
     opt['path']['pretrain_network_g'] = os.path.join(work_dir, 'experiments', train_name, 'models', 'net_g_latest.pth')

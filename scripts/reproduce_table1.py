@@ -194,6 +194,7 @@ def main(args):
     data = {
         split: prepare_split(args, preset, work_dir, split, inputs[split], ranges[split]) for split in ('train', 'test')
     }
+    data['name'] = os.path.basename(os.path.normpath(args.faces)) if args.faces else 'demo'
 
     # 2. Dictionary.
     dict_path = os.path.join(work_dir, f'dictionary_k{preset["num_atoms"]}_{preset["size"]}.pth')
