@@ -228,3 +228,30 @@ def test_dlib68_needs_dlib_and_its_model(tmp_path, shared_data):
     else:
         with pytest.raises(FileNotFoundError, match='shape_predictor_68_face_landmarks.dat'):
             prep.prepare_faces(str(src), str(tmp_path / 'out'), **kwargs)
+
+
+def test_boxes_from_landmarks_detected_on_the_upsampled_lr_input(tmp_path):
+    from basicsr.utils.matlab_functions import imresize
+
+    lr_dir = tmp_path / 'lr_x8'
+    lr_dir.mkdir()
+    for path in ffhq_ids(0, 4):
+        hr = cv2.imread(str(path)).astype(np.float32) / 255
+        cv2.imwrite(str(lr_dir / f'{path.stem}.png'), (imresize(hr, 1 / 8).clip(0, 1) * 255).round().astype(np.uint8))
+    summary = prep.prepare_faces(
+        str(lr_dir),
+        str(tmp_path / 'out'),
+        aligned=True,
+        aligned_boxes='detect',
+        size=256,
+        min_photo_size=8,
+        max_upscale=100,
+        workers=1,
+        **DETECT,
+    )
+    boxes, meta = load_boxes_file(str(tmp_path / 'out' / 'boxes.json'))
+    assert meta['source'] == 'landmarks5' and sorted(boxes) == [f'{p.stem}.png' for p in ffhq_ids(0, 4)]
+    assert summary['box_fallback'] < 4  # most 32x32 faces give landmarks
+    for b in boxes.values():
+        assert (b >= 0).all() and (b <= 256).all()
+        assert b[0, 0] < b[1, 0] and b[2, 1] < b[3, 1]  # left eye left of right eye, nose above mouth
