@@ -321,3 +321,15 @@ def test_ddp_two_cpu_processes_agree(paired_faces, tmp_path, repo_root):
     sums = [float((tmp_path / f'rank{r}.txt').read_text()) for r in range(2)]
     assert sums[0] == sums[1], proc.stdout[-3000:]
     assert (tmp_path / 'experiments' / 'tiny_ddp' / 'models' / 'net_g_latest.pth').exists()
+
+
+def test_auto_resume_ignores_a_state_whose_save_was_interrupted(tmp_path):
+    from basicsr import train as basicsr_train
+
+    states = tmp_path / 'training_states'
+    states.mkdir()
+    torch.save({'epoch': 0, 'iter': 4, 'optimizers': [], 'schedulers': []}, states / '4.state')
+    (states / '6.state.tmp').write_bytes(b'\x80\x02truncated')  # what a kill during an atomic save leaves
+    opt = {'name': 'x', 'auto_resume': True, 'path': {'training_states': str(states), 'models': str(tmp_path)}}
+    state = basicsr_train.load_resume_state(opt)
+    assert state['iter'] == 4 and opt['path']['resume_state'].endswith('4.state')

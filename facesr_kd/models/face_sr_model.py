@@ -23,8 +23,8 @@ class FaceSRModel(SRModel):
     - the EMA network also copies the buffers (spectral-norm vectors) of ``net_g``;
     - networks that return one output per step in training (SRFBN) get the pixel loss on every step's output,
       summed, and the perceptual loss on the last one;
-    - checkpoints carry an ``arch`` entry (the network options), so inference needs no option file, and are
-      written atomically;
+    - checkpoints carry an ``arch`` entry (the network options), so inference needs no option file; they and
+      the training states are written atomically (a run killed while saving still resumes);
     - a test run (``basicsr/test.py``, ``facesr_kd.test``) writes ``metrics.json`` beside its log: metric
       averages per dataset, parameter count and median latency per face, for ``scripts/make_table1.py``.
     """
@@ -129,6 +129,21 @@ class FaceSRModel(SRModel):
         }
         with open(f'{path}.tmp', 'w') as f:
             json.dump(summary, f, indent=2)
+        os.replace(f'{path}.tmp', path)
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """BasicSR's training state, written atomically: a run killed while saving still resumes."""
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+        }
+        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        torch.save(state, f'{path}.tmp')
         os.replace(f'{path}.tmp', path)
 
     @master_only
