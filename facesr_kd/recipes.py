@@ -132,6 +132,16 @@ def _networks(opt, kind, preset, vgg_file, dict_path):
     _vgg(net, vgg_file)
 
 
+def train_name(method):
+    """The experiment name of the training stage of ``method``: its option file's stem."""
+    return os.path.splitext(METHODS[method][0])[0]
+
+
+def latest_checkpoint(work_dir, method):
+    """Where the training stage of ``method`` leaves its final ``net_g`` checkpoint in ``work_dir``."""
+    return os.path.join(work_dir, 'experiments', train_name(method), 'models', 'net_g_latest.pth')
+
+
 def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device):
     """The option file of one training stage: the shipped one with the preset's sizes and this run's paths.
 
@@ -147,7 +157,7 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
     """
     train_file, _, kind = METHODS[method]
     opt = load_yaml(os.path.join(options_dir(), train_file))
-    opt['name'] = f'{os.path.splitext(train_file)[0]}'
+    opt['name'] = train_name(method)
     opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
     opt['datasets'] = {
         'train': _dataset(opt['datasets']['train'], data, 'train', preset, 'train'),
@@ -155,8 +165,7 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
     }
     _networks(opt, kind, preset, vgg_file, dict_path)
     if 'network_t' in opt:
-        teacher = make_train_options('Teacher', preset, work_dir, data, vgg_file, dict_path, device)['name']
-        opt['path']['pretrain_network_t'] = os.path.join(work_dir, 'experiments', teacher, 'models', 'net_g_latest.pth')
+        opt['path']['pretrain_network_t'] = latest_checkpoint(work_dir, 'Teacher')
     if 'ema_decay' in preset:
         opt['train']['ema_decay'] = preset['ema_decay']
         if 'network_t' in opt and not preset['ema_decay']:
@@ -186,8 +195,7 @@ def make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_ra
     opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
     opt['datasets']['test_1'] = _dataset(opt['datasets']['test_1'], data, 'test', preset, 'test')
     _networks(opt, kind, preset, vgg_file, None)
-    train_name = make_train_options(method, preset, work_dir, data, vgg_file, None, device)['name']
-    opt['path']['pretrain_network_g'] = os.path.join(work_dir, 'experiments', train_name, 'models', 'net_g_latest.pth')
+    opt['path']['pretrain_network_g'] = latest_checkpoint(work_dir, method)
     if preset.get('ema_decay', 1) == 0:
         opt['path']['param_key_g'] = 'params'
     for metric in opt['val']['metrics'].values():

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(REPO, 'scripts'))
 
 from facesr_kd.archs.vgg19 import default_vgg19_path, save_random_vgg19  # noqa: E402
 from facesr_kd.face.align import estimate_affine, warp_face  # noqa: E402
-from facesr_kd.recipes import PRESETS, make_test_options, make_train_options, write_yaml  # noqa: E402
+from facesr_kd.recipes import PRESETS, latest_checkpoint, make_test_options, make_train_options, write_yaml  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -228,7 +228,7 @@ def main(args):
     order = ['Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN']
     for method in order:
         opt = make_train_options(method, preset, work_dir, data, vgg_file, dict_path, args.device)
-        if os.path.exists(os.path.join(work_dir, 'experiments', opt['name'], 'models', 'net_g_latest.pth')):
+        if os.path.exists(latest_checkpoint(work_dir, method)):
             print(f'[train {method}] done, skipped', flush=True)
             continue
         opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))

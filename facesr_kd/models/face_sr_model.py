@@ -113,7 +113,10 @@ class FaceSRModel(SRModel):
     @master_only
     def _write_test_summary(self, dataset_name):
         path = os.path.join(self.opt['path']['results_root'], 'metrics.json')
-        summary = json.load(open(path)) if os.path.exists(path) else {}
+        summary = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                summary = json.load(f)
         net = self.get_bare_model(self.net_g)
         summary[dataset_name] = {
             'name': self.opt['name'],
