@@ -25,6 +25,7 @@ PRESETS = {
         'disc_feat': 8,
         'num_atoms': 4,
         'iters': 4,
+        'save_freq': 4,  # one checkpoint and training state, at the end: the suite keeps disk use small
         'batch': 2,
         'workers': 0,
         'ema_decay': 0,  # too few iterations for an EMA: every row uses the trained weights
@@ -42,6 +43,7 @@ PRESETS = {
         'disc_feat': 32,
         'num_atoms': 64,
         'iters': 400,
+        'save_freq': 100,
         'batch': 4,
         'workers': 1,
         'ema_decay': 0,
@@ -178,7 +180,7 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
         opt['train']['total_iter'] = iters
         opt['train']['scheduler']['milestones'] = [iters // 2, iters * 3 // 4]
         opt['logger'].update(
-            print_freq=max(1, iters // 20), save_checkpoint_freq=max(2, iters // 4), use_tb_logger=False
+            print_freq=max(1, iters // 20), save_checkpoint_freq=preset['save_freq'], use_tb_logger=False
         )
         opt['val']['val_freq'] = iters
         opt.pop('dist_params', None)

@@ -94,10 +94,13 @@ def parse_range(text):
     return (int(start) if start else None), (int(end) if end else None)
 
 
-def random_vgg_file(work_dir, seed=0):
-    """One fixed random-initialised VGG19 shared by every stage (never an ImageNet stand-in for results)."""
+def random_vgg_file(work_dir, seed=0, write=True):
+    """One fixed random-initialised VGG19 shared by every stage (never an ImageNet stand-in for results).
+
+    ``write=False`` (a dry run) only names the file.
+    """
     path = os.path.join(work_dir, f'vgg19_RANDOM_seed{seed}.pth')
-    return path if os.path.exists(path) else save_random_vgg19(path, seed)
+    return path if os.path.exists(path) or not write else save_random_vgg19(path, seed)
 
 
 class Runner:
@@ -159,7 +162,7 @@ def main(args):
         print('ImageNet VGG19 weights not found: the smoke preset continues with a random VGG19.', flush=True)
         args.random_vgg = True
     if args.random_vgg:
-        vgg_file = random_vgg_file(work_dir)
+        vgg_file = random_vgg_file(work_dir, write=not args.dry_run)
         print(
             f'WARNING: random-initialised VGG19 ({vgg_file}) and random LPIPS backbones: the table checks the '
             'chain; its LPIPS column is not LPIPS and no figure here is a quality result.',

@@ -87,17 +87,18 @@ def load_vgg19_state_dict(weights_path=None, allow_download=False):
 
 
 def save_random_vgg19(path, seed=0):
-    """Write a random-initialised VGG19 state dict (torchvision's layout) to ``path`` and return ``path``.
+    """Write a random-initialised VGG19 state dict (torchvision's key names) to ``path`` and return ``path``.
 
     A fixed, explicit stand-in for the ImageNet weights in tests, smoke runs and speed benchmarks, so that
     every part of a run (dictionary, encoders, perceptual loss) shares the same random encoder. Never for a
-    quality figure.
+    quality figure. Only the conv part (``features.*``, 80 MB) is written, the only part anything here reads;
+    its values are those of ``torchvision.models.vgg19(weights=None)`` under ``torch.manual_seed(seed)``.
     """
     from torchvision.models import vgg19
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        state = vgg19(weights=None).state_dict()
+        state = vgg19(weights=None).features.state_dict(prefix='features.')
     torch.save(state, path)
     return str(path)
 
