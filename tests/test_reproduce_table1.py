@@ -73,6 +73,7 @@ def test_each_recipe_resumes_from_its_saved_iteration(smoke_run, recipe):
             '--auto_resume',
             '--force_yml',
             f'train:total_iter={last + 2}',
+            'logger:save_checkpoint_freq=2',
         ],
         cwd=work,
     )
