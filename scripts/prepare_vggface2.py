@@ -23,6 +23,7 @@ Example::
 """
 
 import argparse
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -67,6 +68,7 @@ from tqdm import tqdm
 
 DLIB68_FILE = 'shape_predictor_68_face_landmarks.dat'
 DLIB68_URL = 'http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2 (decompress it)'
+DEBIAN_DLIB_DIR = '/usr/share/dlib'
 # Reasons a whole photo yields nothing, and reasons a detected face is not kept.
 PHOTO_REASONS = ('unreadable', 'truncated', 'unsupported', 'tiny', 'no_face', 'not_square', 'identity_cap', 'error')
 FACE_REASONS = ('too_small', 'outside', 'per_photo_cap', 'identity_cap', 'no_landmarks68')
@@ -150,7 +152,8 @@ def prepare_faces(
             in sorted order.
         landmarks (str): ``'five'``: boxes from the five detector landmarks; ``'dlib68'``: from dlib's 68-point
             predictor on the HR face (needs ``dlib`` and ``shape_predictor_68_face_landmarks.dat`` in
-            ``model_root``; faces where dlib finds no face are dropped).
+            ``model_root`` or from an installed ``face-recognition-models``; faces where dlib finds no face are
+            dropped).
         aligned_boxes (str): With ``aligned``: ``'template'`` (fixed FFHQ-template boxes) or ``'detect'``
             (five landmarks detected on the aligned face; template boxes where none is found, counted).
         border (str): Fill of crop pixels outside the photo: ``'constant'`` (facexlib's gray) or ``'reflect'``.
@@ -251,18 +254,32 @@ def _check_models(cfg):
 
 
 def _dlib68_path(model_root):
+    """dlib's 68-point model: in ``model_root``, else from the ``face-recognition-models`` package or Debian's
+    ``libdlib-data`` when either is installed (the same file, CC0)."""
     try:
         import dlib  # noqa: F401
     except ImportError as e:
         raise ImportError(
-            '--landmarks dlib68 needs the dlib Python binding: pip install dlib-bin (prebuilt) '
-            'or dlib (compiles with CMake)'
+            '--landmarks dlib68 needs the dlib Python binding: pip install -e ".[landmarks]" (dlib-bin, prebuilt, '
+            'and face-recognition-models, which carries the 68-point model), or pip install dlib (compiles with '
+            'CMake)'
         ) from e
     root = default_model_root() if model_root is None else osp.expanduser(model_root)
-    path = osp.join(root, DLIB68_FILE)
-    if not osp.isfile(path):
-        raise FileNotFoundError(missing_weights_message(DLIB68_FILE, DLIB68_URL, root))
-    return path
+    for path in (osp.join(root, DLIB68_FILE), *_installed_dlib68_files()):
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(
+        missing_weights_message(DLIB68_FILE, DLIB68_URL, root)
+        + " It also comes with pip install face-recognition-models==0.3.0 or Debian's libdlib-data."
+    )
+
+
+def _installed_dlib68_files():
+    """Where installed packages put dlib's 68-point model (looked up without importing them)."""
+    spec = importlib.util.find_spec('face_recognition_models')
+    if spec is not None and spec.origin:
+        yield osp.join(osp.dirname(spec.origin), 'models', DLIB68_FILE)
+    yield osp.join(DEBIAN_DLIB_DIR, DLIB68_FILE)
 
 
 def _box_source(cfg):

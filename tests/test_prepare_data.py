@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 from facesr_kd.face.align import face_template
 from facesr_kd.face.components import load_boxes_file
@@ -217,17 +218,36 @@ def test_summary_file_written(whole_run):
     assert saved['faces_kept'] == summary['faces_kept'] and saved['box_source'] == 'landmarks5'
 
 
-def test_dlib68_needs_dlib_and_its_model(tmp_path, shared_data):
+def test_dlib68_boxes_on_real_faces_agree_with_the_five_point_boxes(tmp_path, shared_data):
+    # dlib-bin and face-recognition-models come with the [dev] extra: this runs dlib's real 68-point model.
+    src = _link(ffhq_ids(0, 6), tmp_path / 'in')
+    common = {'aligned': True, 'aligned_boxes': 'detect', 'workers': 1, **DETECT}
+    summary = prep.prepare_faces(str(src), str(tmp_path / 'dlib'), landmarks='dlib68', **common)
+    assert summary['faces_kept'] == 6 and summary['box_source'] == 'landmarks68'
+    five = prep.prepare_faces(str(src), str(tmp_path / 'five'), landmarks='five', **common)
+    assert five['box_source'] == 'landmarks5'
+    boxes68, _ = load_boxes_file(tmp_path / 'dlib' / 'boxes.json')
+    boxes5, _ = load_boxes_file(tmp_path / 'five' / 'boxes.json')
+    assert sorted(boxes68) == sorted(boxes5)
+    for key, boxes in boxes68.items():
+        check_boxes(boxes, 256)
+        a, b = np.asarray(boxes), np.asarray(boxes5[key])
+        centres = np.linalg.norm((a[:, :2] + a[:, 2:] - b[:, :2] - b[:, 2:]) / 2, axis=1)
+        # Measured on ffhq ids 0-99: 3.5-7.2 px mean distance per component at 256.
+        assert (centres < 32).all(), (key, centres)
+    assert any(not np.allclose(boxes68[k], boxes5[k]) for k in boxes68)  # really another source
+
+
+def test_dlib68_without_dlib_or_its_model_says_what_to_install(tmp_path, shared_data, monkeypatch):
     src = _link(ffhq_ids(0, 1), tmp_path / 'in')
     kwargs = {'aligned': True, 'landmarks': 'dlib68', 'model_root': str(tmp_path), 'workers': 1, 'progress': False}
-    try:
-        import dlib  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match='dlib-bin'):
-            prep.prepare_faces(str(src), str(tmp_path / 'out'), **kwargs)
-    else:
-        with pytest.raises(FileNotFoundError, match='shape_predictor_68_face_landmarks.dat'):
-            prep.prepare_faces(str(src), str(tmp_path / 'out'), **kwargs)
+    monkeypatch.setattr(prep, '_installed_dlib68_files', lambda: iter(()))
+    with pytest.raises(FileNotFoundError, match='shape_predictor_68_face_landmarks.dat.*face-recognition-models'):
+        prep.prepare_faces(str(src), str(tmp_path / 'out'), **kwargs)
+    monkeypatch.setitem(sys.modules, 'dlib', None)
+    with pytest.raises(ImportError, match='dlib-bin'):
+        prep.prepare_faces(str(src), str(tmp_path / 'out'), **kwargs)
+    assert not (tmp_path / 'out' / 'hr').exists()
 
 
 def test_boxes_from_landmarks_detected_on_the_upsampled_lr_input(tmp_path):
