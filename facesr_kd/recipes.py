@@ -128,7 +128,9 @@ def _networks(opt, kind, preset, vgg_file, dict_path):
                 if 'dict_path' in n:
                     n['dict_path'] = dict_path
         if 'network_d' in opt and 'disc_feat' in preset:
-            opt['network_d'].update(in_channels=preset['num_feat'], num_feat=preset['disc_feat'])
+            opt['network_d']['num_feat'] = preset['disc_feat']
+            if net_t is not None:  # the distillation's D sees decoder features; an image D keeps 3 channels
+                opt['network_d']['in_channels'] = preset['num_feat']
     elif kind in preset:
         net.update(preset[kind])
     _vgg(net, vgg_file)
@@ -144,7 +146,7 @@ def latest_checkpoint(work_dir, method):
     return os.path.join(work_dir, 'experiments', train_name(method), 'models', 'net_g_latest.pth')
 
 
-def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device):
+def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device, train_file=None):
     """The option file of one training stage: the shipped one with the preset's sizes and this run's paths.
 
     Args:
@@ -156,10 +158,13 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
         vgg_file (str): VGG19 weights for the encoders and the perceptual loss.
         dict_path (str | None): The teacher's dictionary file.
         device (str): ``'cpu'`` sets ``num_gpu: 0``.
+        train_file (str | None): Another shipped recipe of the same method in ``options/`` (e.g.
+            ``train_teacher_gan_vggface2.yml``, the teacher with its image GAN term). Default: the Table 1 one.
     """
-    train_file, _, kind = METHODS[method]
+    default_file, _, kind = METHODS[method]
+    train_file = train_file or default_file
     opt = load_yaml(os.path.join(options_dir(), train_file))
-    opt['name'] = train_name(method)
+    opt['name'] = os.path.splitext(train_file)[0]
     opt['num_gpu'] = 0 if device == 'cpu' else 'auto'
     opt['datasets'] = {
         'train': _dataset(opt['datasets']['train'], data, 'train', preset, 'train'),

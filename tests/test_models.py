@@ -21,10 +21,11 @@ from .conftest import ffhq_ids
 
 SMOKE = PRESETS['smoke']
 SIZE = SMOKE['size']
+GAN_KEYS = {'l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'out_d_real', 'l_d_fake', 'out_d_fake'}
 EXPECTED_KEYS = {
     'Teacher': {'l_pix', 'l_percep'},
     'Student w/o KD': {'l_pix', 'l_percep'},
-    'Student': {'l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'out_d_real', 'l_d_fake', 'out_d_fake'},
+    'Student': GAN_KEYS,
     'RCAN': {'l_pix'},
     'SRFBN': {'l_pix'},
 }
@@ -71,11 +72,18 @@ def batch():
     return {'lq': torch.stack(lqs), 'gt': torch.stack(gts), 'boxes': boxes.expand(2, 4, 4).clone()}
 
 
-def build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint=None, **net_g):
-    """Build a model of a shipped recipe at the smoke size (``teacher_checkpoint`` is the distillation's)."""
+def build(
+    method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint=None, train_file=None, edit=None, **net_g
+):
+    """Build a model of a shipped recipe at the smoke size (``teacher_checkpoint`` is the distillation's).
+
+    ``train_file`` picks another shipped recipe of the method; ``edit(opt)`` changes the options first.
+    """
     data = {'train': str(tmp_path), 'test': str(tmp_path)}
-    opt = make_train_options(method, SMOKE, str(tmp_path), data, random_vgg, random_dictionary, 'cpu')
+    opt = make_train_options(method, SMOKE, str(tmp_path), data, random_vgg, random_dictionary, 'cpu', train_file)
     opt['network_g'].update(net_g)
+    if edit is not None:
+        edit(opt)
     opt['train']['ema_decay'] = 0.9  # the smoke preset has none; these tests exercise it
     if 'network_t' in opt:
         opt['path']['pretrain_network_t'] = teacher_checkpoint
@@ -129,6 +137,46 @@ def test_distillation_freezes_teacher_and_trains_student_and_discriminator(
         assert p.grad is not None and p.grad.abs().sum() > 0, f'{name} got no gradient'
     assert any(not torch.equal(before_d[k], v) for k, v in snapshot(disc).items())
     assert isinstance(model.adapter, torch.nn.Identity)
+
+
+def test_teacher_with_image_gan_term_trains_generator_and_image_discriminator(
+    tmp_path, random_vgg, random_dictionary, batch, monkeypatch
+):
+    model = build('Teacher', tmp_path, random_vgg, random_dictionary, train_file='train_teacher_gan_vggface2.yml')
+    assert type(model).__name__ == 'FaceSRGANModel'
+    net_g, disc = model.get_bare_model(model.net_g), model.get_bare_model(model.net_d)
+    seen = []
+    disc_forward = disc.forward
+    monkeypatch.setattr(disc, 'forward', lambda x: seen.append(x) or disc_forward(x))
+    before_g, before_d = snapshot(net_g), snapshot(disc)
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        assert set(model.log_dict) == GAN_KEYS
+        assert all(torch.isfinite(torch.tensor(v)) for v in model.log_dict.values())
+    # D scores images: SR as fake (generator step, then detached), GT as real.
+    assert all(x.shape == (2, 3, SIZE, SIZE) for x in seen)
+    assert any(torch.equal(x, model.gt) for x in seen)
+    for net, before in ((net_g, before_g), (disc, before_d)):
+        for name, p in net.named_parameters():
+            if p.requires_grad:
+                assert p.grad is not None and p.grad.abs().sum() > 0, f'{name} got no gradient'
+        after = snapshot(net)
+        assert any(not torch.equal(before[n], after[n]) for n, p in net.named_parameters() if p.requires_grad)
+    frozen = [n for n, p in net_g.named_parameters() if not p.requires_grad]
+    assert frozen and all(torch.equal(before_g[n], snapshot(net_g)[n]) for n in frozen)
+    model.save(0, 2)
+    models = tmp_path / 'experiments' / 'train_teacher_gan_vggface2' / 'models'
+    assert {p.name for p in models.iterdir()} == {'net_g_2.pth', 'net_d_2.pth'}
+
+
+def test_adversarial_model_without_gan_options_is_refused(tmp_path, random_vgg, random_dictionary):
+    def drop_gan(opt):
+        del opt['train']['gan_opt']
+
+    with pytest.raises(ValueError, match='`train:gan_opt`.*model_type: FaceSRModel'):
+        build('Teacher', tmp_path, random_vgg, random_dictionary, train_file='train_teacher_gan_vggface2.yml',
+              edit=drop_gan)  # fmt: skip
 
 
 def test_teacher_gets_the_batch_boxes_and_student_only_the_image(

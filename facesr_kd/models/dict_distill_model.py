@@ -1,17 +1,14 @@
-from collections import OrderedDict
-
-from facesr_kd.models.face_sr_model import FaceSRModel
+from facesr_kd.models.face_srgan_model import FaceSRGANModel
 
 import torch
 from basicsr.archs import build_network
-from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 
 
 @MODEL_REGISTRY.register()
-class DictDistillModel(FaceSRModel, SRGANModel):
+class DictDistillModel(FaceSRGANModel):
     """Dictionary distillation: a frozen DFDNet-style teacher teaches a dictionary-free student adversarially.
 
     The discriminator ``net_d`` sees the last decoder feature maps (the input of the final conv to RGB) of the
@@ -25,8 +22,8 @@ class DictDistillModel(FaceSRModel, SRGANModel):
     component boxes of the batch, the student only the image. A student narrower than the teacher gets a 1x1
     ``adapter`` (trained with the student, saved in the ``net_g`` checkpoint under ``adapter``) that maps F_S
     to the teacher's channels. When both use the same frozen encoder weights (the usual case: the same ImageNet
-    VGG19), the batch is encoded once for both. Everything else (EMA, ``net_d_iters``, ``net_d_init_iters``,
-    saving, resuming, validation) is BasicSR's ``SRGANModel``.
+    VGG19), the batch is encoded once for both. Everything else (the two optimisation steps, EMA,
+    ``net_d_iters``, ``net_d_init_iters``, saving, resuming, validation) is ``FaceSRGANModel``'s.
     """
 
     def init_training_settings(self):
@@ -39,11 +36,6 @@ class DictDistillModel(FaceSRModel, SRGANModel):
             self.adapter = self.model_to_device(self.adapter)
         self.share_encoder = self._same_encoder(self.get_bare_model(self.net_g), self.net_t)
         super().init_training_settings()
-        if not hasattr(self, 'cri_gan'):
-            raise ValueError(
-                'DictDistillModel needs `train: gan_opt` (the adversarial feature loss); without it '
-                'train the student with FaceSRModel instead (the "without KD" recipe).'
-            )
 
     def _build_teacher(self):
         path = self.opt['path'].get('pretrain_network_t')
@@ -84,60 +76,21 @@ class DictDistillModel(FaceSRModel, SRGANModel):
                 get_root_logger().info(f'Loading the feature adapter from {path}.')
 
     def setup_optimizers(self):
-        super().setup_optimizers()  # FaceSRModel's: the student's trainable parameters
+        super().setup_optimizers()  # the student's trainable parameters, and net_d's
         adapter_params = list(self.adapter.parameters())
         if adapter_params:
             self.optimizer_g.add_param_group({'params': adapter_params})
-        optim_d = dict(self.opt['train']['optim_d'])
-        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.net_d.parameters(), **optim_d)
-        self.optimizers.append(self.optimizer_d)
 
-    def optimize_parameters(self, current_iter):
+    def generator_forward(self):
+        """Teacher features F_T (real, no gradient), then the student's output and adapted features F_S (fake)."""
         # Teacher and student share the frozen VGG19: encode the batch once for both.
         shared = {}
         with torch.no_grad():
             if self.share_encoder:
                 shared['feats'] = self.get_bare_model(self.net_g).encode(self.lq)
             _, feat_t = self.run_network(self.net_t, return_feat=True, **shared)
-
-        for p in self.net_d.parameters():
-            p.requires_grad = False
-        self.optimizer_g.zero_grad()
-        self.output, feat_s = self.net_g(self.lq, return_feat=True, **shared)
-        feat_s = self.adapter(feat_s)
-
-        loss_dict = OrderedDict()
-        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            l_g_total = 0
-            if self.cri_pix:
-                loss_dict['l_g_pix'] = self.cri_pix(self.output, self.gt)
-                l_g_total += loss_dict['l_g_pix']
-            if self.cri_perceptual:
-                l_g_percep, l_g_style = self.cri_perceptual(self.output, self.gt)
-                for name, value in (('l_g_percep', l_g_percep), ('l_g_style', l_g_style)):
-                    if value is not None:
-                        loss_dict[name] = value
-                        l_g_total += value
-            loss_dict['l_g_gan'] = self.cri_gan(self.net_d(feat_s), True, is_disc=False)
-            l_g_total += loss_dict['l_g_gan']
-            l_g_total.backward()
-            self.optimizer_g.step()
-
-        for p in self.net_d.parameters():
-            p.requires_grad = True
-        self.optimizer_d.zero_grad()
-        real_d_pred = self.net_d(feat_t)
-        loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
-        loss_dict['out_d_real'] = real_d_pred.detach().mean()
-        fake_d_pred = self.net_d(feat_s.detach())
-        loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
-        loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-        (loss_dict['l_d_real'] + loss_dict['l_d_fake']).backward()
-        self.optimizer_d.step()
-
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        output, feat_s = self.net_g(self.lq, return_feat=True, **shared)
+        return [output], self.adapter(feat_s), feat_t
 
     def save(self, epoch, current_iter):
         nets, keys = [self.net_g], ['params']

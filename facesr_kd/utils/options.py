@@ -147,12 +147,14 @@ def _check_path(opt_path, key, value, kind='exist'):
             )
 
 
-def check_options(opt, opt_path='<options>'):
+def check_options(opt, opt_path='<options>', check_paths=True):
     """Validate a parsed BasicSR option dict.
 
     Args:
         opt (dict): The options as ``basicsr.utils.options.parse_options`` returns them.
         opt_path (str): The option file, named in every error.
+        check_paths (bool): Also check that every dataset, pretrained-network and resume path exists (off:
+            check a shipped recipe before its data are prepared).
 
     Raises:
         OptionError: On the first problem, naming the file and the key.
@@ -184,12 +186,14 @@ def check_options(opt, opt_path='<options>'):
             if k.startswith('dataroot_') or k.endswith(('_file', '_path')):
                 if backend == 'lmdb' and k.startswith('dataroot_') and isinstance(v, str) and not v.endswith('.lmdb'):
                     _fail(opt_path, f'{key}.{k}', f'an lmdb io_backend needs a folder ending in .lmdb, got {v}.')
-                _check_path(opt_path, f'{key}.{k}', v)
+                if check_paths:
+                    _check_path(opt_path, f'{key}.{k}', v)
 
     path_opt = opt.get('path') or {}
     for k, v in path_opt.items():
         if k.startswith(('pretrain_network_', 'resume_state')):
-            _check_path(opt_path, f'path.{k}', v)
+            if check_paths:
+                _check_path(opt_path, f'path.{k}', v)
         elif not (k in PATH_KEYS_FIXED or k.startswith(('param_key_', 'strict_load_'))):
             _misspelt(opt_path, 'path.', [k], PATH_KEYS_FIXED | PATH_KEYS_NETWORK, strict=False)
 

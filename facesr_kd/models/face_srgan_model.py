@@ -1,0 +1,99 @@
+from collections import OrderedDict
+
+from facesr_kd.models.face_sr_model import FaceSRModel
+
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils.registry import MODEL_REGISTRY
+
+
+@MODEL_REGISTRY.register()
+class FaceSRGANModel(FaceSRModel, SRGANModel):
+    """``FaceSRModel`` with BasicSR's adversarial training: the teacher's optional image GAN term.
+
+    The discriminator ``net_d`` scores what :meth:`generator_forward` hands it; here the super-resolved image
+    is fake and the ground truth real:
+
+    - generator: ``pixel(SR, GT) + perceptual(SR, GT) + gan(D(fake), real)`` every ``net_d_iters`` iterations
+      after ``net_d_init_iters``;
+    - discriminator: ``gan(D(real), real) + gan(D(fake.detach()), fake)``.
+
+    Boxes, per-step pixel losses (SRFBN), EMA, atomic checkpoints and test summaries are ``FaceSRModel``'s;
+    building ``net_d``, the losses, saving and resuming are ``SRGANModel``'s. Subclasses change what the
+    discriminator sees by overriding :meth:`generator_forward` (``DictDistillModel``: decoder features).
+    """
+
+    def init_training_settings(self):
+        missing = [key for key in ('network_d', 'train:gan_opt', 'train:optim_d') if not _has(self.opt, key)]
+        if missing:
+            raise ValueError(
+                f'{type(self).__name__} trains adversarially and needs {", ".join(f"`{k}`" for k in missing)} in '
+                'its options; without an adversarial term use `model_type: FaceSRModel` (as the teacher and '
+                'the "without KD" student recipes do).'
+            )
+        super().init_training_settings()
+
+    def setup_optimizers(self):
+        super().setup_optimizers()  # FaceSRModel's: net_g's trainable parameters only
+        optim_d = dict(self.opt['train']['optim_d'])
+        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.net_d.parameters(), **optim_d)
+        self.optimizers.append(self.optimizer_d)
+
+    def generator_forward(self):
+        """Run ``net_g`` on the batch.
+
+        Returns:
+            tuple: ``outputs`` (list of (B, 3, H, W) images; the pixel loss is summed over them, the last one
+            is ``self.output``), ``fake`` (what D scores as fake; carries the generator's gradient) and
+            ``real`` (what D scores as real).
+        """
+        outputs = self.run_network(self.net_g)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        return outputs, outputs[-1], self.gt
+
+    def optimize_parameters(self, current_iter):
+        for p in self.net_d.parameters():
+            p.requires_grad = False
+        self.optimizer_g.zero_grad()
+        outputs, fake, real = self.generator_forward()
+        self.output = outputs[-1]
+
+        loss_dict = OrderedDict()
+        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+            l_g_total = 0
+            if self.cri_pix:
+                loss_dict['l_g_pix'] = sum(self.cri_pix(out, self.gt) for out in outputs)
+                l_g_total += loss_dict['l_g_pix']
+            if self.cri_perceptual:
+                l_g_percep, l_g_style = self.cri_perceptual(self.output, self.gt)
+                for name, value in (('l_g_percep', l_g_percep), ('l_g_style', l_g_style)):
+                    if value is not None:
+                        loss_dict[name] = value
+                        l_g_total += value
+            loss_dict['l_g_gan'] = self.cri_gan(self.net_d(fake), True, is_disc=False)
+            l_g_total += loss_dict['l_g_gan']
+            l_g_total.backward()
+            self.optimizer_g.step()
+
+        for p in self.net_d.parameters():
+            p.requires_grad = True
+        self.optimizer_d.zero_grad()
+        real_d_pred = self.net_d(real.detach())
+        loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
+        loss_dict['out_d_real'] = real_d_pred.detach().mean()
+        fake_d_pred = self.net_d(fake.detach())
+        loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
+        loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
+        (loss_dict['l_d_real'] + loss_dict['l_d_fake']).backward()
+        self.optimizer_d.step()
+
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+
+def _has(opt, key):
+    for part in key.split(':'):
+        if not isinstance(opt, dict) or opt.get(part) is None:
+            return False
+        opt = opt[part]
+    return True
