@@ -24,7 +24,7 @@ OUR_NAMES = {
     'arch': {'DFDNetTeacher', 'DFDNetStudent', 'FeatureMapDiscriminator', 'SRFBN'},
     'dataset': {'FaceSRDataset'},
     'loss': {'VGG19PerceptualLoss'},
-    'model': {'FaceSRModel', 'DictDistillModel'},
+    'model': {'FaceSRModel', 'FaceSRGANModel', 'DictDistillModel'},
     'metric': {'calculate_lpips'},
 }
 
