@@ -276,10 +276,15 @@ def test_kill_and_resume_continues_with_identical_optimizer_state(paired_faces, 
     assert (states / f'{last + 2}.state').exists()
 
 
-@pytest.mark.parametrize('case', ['unknown_type', 'missing_path', 'misspelt_key'])
+@pytest.mark.parametrize('case', ['unknown_type', 'missing_path', 'misspelt_key', 'float_as_string'])
 def test_bad_option_file_fails_before_work_naming_key_and_file(case, paired_faces, tmp_path):
     opt = tiny_opt(paired_faces, f'bad_{case}')
-    if case == 'unknown_type':
+    extra = []
+    if case == 'float_as_string':
+        # YAML reads `1e-4` (no dot) as a string, and so does BasicSR's --force_yml.
+        extra = ['--force_yml', 'train:optim_g:lr=1e-4']
+        expected = ['train.optim_g.lr', "'1e-4' was read as a string", '!!float 1e-4']
+    elif case == 'unknown_type':
         opt['network_g']['type'] = 'RCANN'
         expected = ['network_g.type', 'RCANN', 'did you mean `RCAN`']
     elif case == 'missing_path':
@@ -290,7 +295,7 @@ def test_bad_option_file_fails_before_work_naming_key_and_file(case, paired_face
         opt['network_g']['num_fet'] = 8
         expected = ['network_g.num_fet', 'did you mean `num_feat`']
     opt_file = write_opt(opt, tmp_path)
-    proc = run_python(['-m', 'facesr_kd.train', '-opt', opt_file], cwd=tmp_path, check=False)
+    proc = run_python(['-m', 'facesr_kd.train', '-opt', opt_file, *extra], cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert str(opt_file) in proc.stdout
     for text in expected:

@@ -179,6 +179,25 @@ def test_adversarial_model_without_gan_options_is_refused(tmp_path, random_vgg, 
               edit=drop_gan)  # fmt: skip
 
 
+def test_distillation_without_its_adversarial_weight_is_the_student_without_kd(
+    tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch
+):
+    # The two recipes differ only by the adversarial term: at weight 0 the student must take the same steps.
+    def no_adv(opt):
+        opt['train']['gan_opt']['loss_weight'] = 0
+
+    distill = build('Student', tmp_path / 'kd', random_vgg, random_dictionary, teacher_checkpoint, edit=no_adv)
+    plain = build('Student w/o KD', tmp_path / 'plain', random_vgg, random_dictionary)
+    for it in (1, 2):
+        for model in (distill, plain):
+            model.feed_data(batch)
+            model.optimize_parameters(it)
+    assert distill.log_dict['l_g_pix'] == pytest.approx(plain.log_dict['l_pix'], rel=1e-6)
+    assert distill.log_dict['l_g_gan'] == 0
+    after_kd, after_plain = snapshot(distill.net_g), snapshot(plain.net_g)
+    assert all(torch.allclose(after_kd[k], after_plain[k], atol=1e-6) for k in after_plain)
+
+
 def test_teacher_gets_the_batch_boxes_and_student_only_the_image(
     tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch, monkeypatch
 ):

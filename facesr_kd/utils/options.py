@@ -9,6 +9,10 @@ entry points and ours validate alike.
 import difflib
 import inspect
 import os
+import re
+
+# YAML 1.1 (PyYAML, BasicSR's loader) reads a float without a dot, like 1e-3, as a string.
+_FLOAT_AS_STRING = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$')
 
 TOP_KEYS = {
     'name',
@@ -147,6 +151,22 @@ def _check_path(opt_path, key, value, kind='exist'):
             )
 
 
+def _check_numbers(opt_path, value, key=''):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_numbers(opt_path, v, f'{key}.{k}' if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_numbers(opt_path, v, f'{key}[{i}]')
+    elif isinstance(value, str) and _FLOAT_AS_STRING.match(value.strip()):
+        _fail(
+            opt_path,
+            key,
+            f"'{value}' was read as a string, not a number (YAML needs a dot: write !!float {value} or "
+            f'{float(value)!r}; on the command line --force_yml takes {float(value)!r}).',
+        )
+
+
 def check_options(opt, opt_path='<options>', check_paths=True):
     """Validate a parsed BasicSR option dict.
 
@@ -165,6 +185,7 @@ def check_options(opt, opt_path='<options>', check_paths=True):
         if key not in opt:
             _fail(opt_path, key, 'required key is missing.')
     _misspelt(opt_path, '', [k for k in opt if not k.startswith('network_')], TOP_KEYS, strict=False)
+    _check_numbers(opt_path, opt)
     _resolve(opt_path, 'model_type', MODEL_REGISTRY, opt['model_type'])
 
     for key, net_opt in opt.items():
