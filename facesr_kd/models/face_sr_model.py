@@ -66,26 +66,34 @@ class FaceSRModel(SRModel):
             return net(self.lq, self.boxes, **kwargs)
         return net(self.lq, **kwargs)
 
+    def generator_outputs(self):
+        """``net_g`` on the batch, as a list: one image per feedback step for SRFBN, else one."""
+        outputs = self.run_network(self.net_g)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    def content_losses(self, outputs, loss_dict, prefix='l_'):
+        """The pixel loss summed over ``outputs`` and the perceptual (and style) loss on the last one.
+
+        Adds them to ``loss_dict`` as ``{prefix}pix``, ``{prefix}percep``, ``{prefix}style`` and returns their sum.
+        """
+        l_total = 0
+        if self.cri_pix:
+            loss_dict[f'{prefix}pix'] = sum(self.cri_pix(out, self.gt) for out in outputs)
+            l_total += loss_dict[f'{prefix}pix']
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(outputs[-1], self.gt)
+            for name, value in (('percep', l_percep), ('style', l_style)):
+                if value is not None:
+                    loss_dict[f'{prefix}{name}'] = value
+                    l_total += value
+        return l_total
+
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        outputs = self.run_network(self.net_g)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = self.generator_outputs()
         self.output = outputs[-1]
-
-        l_total = 0
         loss_dict = OrderedDict()
-        if self.cri_pix:
-            l_pix = sum(self.cri_pix(out, self.gt) for out in outputs)
-            l_total += l_pix
-            loss_dict['l_pix'] = l_pix
-        if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
-            for name, value in (('l_percep', l_percep), ('l_style', l_style)):
-                if value is not None:
-                    l_total += value
-                    loss_dict[name] = value
-
-        l_total.backward()
+        self.content_losses(outputs, loss_dict).backward()
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:

@@ -46,8 +46,7 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
             is ``self.output``), ``fake`` (what D scores as fake; carries the generator's gradient) and
             ``real`` (what D scores as real).
         """
-        outputs = self.run_network(self.net_g)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = self.generator_outputs()
         return outputs, outputs[-1], self.gt
 
     def optimize_parameters(self, current_iter):
@@ -59,16 +58,7 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
 
         loss_dict = OrderedDict()
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            l_g_total = 0
-            if self.cri_pix:
-                loss_dict['l_g_pix'] = sum(self.cri_pix(out, self.gt) for out in outputs)
-                l_g_total += loss_dict['l_g_pix']
-            if self.cri_perceptual:
-                l_g_percep, l_g_style = self.cri_perceptual(self.output, self.gt)
-                for name, value in (('l_g_percep', l_g_percep), ('l_g_style', l_g_style)):
-                    if value is not None:
-                        loss_dict[name] = value
-                        l_g_total += value
+            l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
             loss_dict['l_g_gan'] = self.cri_gan(self.net_d(fake), True, is_disc=False)
             l_g_total += loss_dict['l_g_gan']
             l_g_total.backward()
