@@ -10,27 +10,53 @@ import os
 
 import yaml
 
-# Row label -> (train option file, test option file, model kind).
+# Row label -> (train option file, test option file, model kind). Table 1's order of training: the teacher first.
 METHODS = {
     'Teacher': ('train_teacher_vggface2.yml', 'test_teacher_vggface2.yml', 'teacher'),
     'Student w/o KD': ('train_student_nokd_vggface2.yml', 'test_student_nokd_vggface2.yml', 'student'),
     'Student': ('distill_vggface2.yml', 'test_student_vggface2.yml', 'student'),
+    'Student (KD+)': ('distill_plus_vggface2.yml', 'test_student_plus_vggface2.yml', 'student'),
+    'Lite student w/o KD': ('train_lite_student_nokd_vggface2.yml', 'test_lite_student_nokd_vggface2.yml', 'lite'),
+    'Lite student': ('distill_lite_vggface2.yml', 'test_lite_student_vggface2.yml', 'lite'),
+    'Tiny student w/o KD': ('train_tiny_student_nokd_vggface2.yml', 'test_tiny_student_nokd_vggface2.yml', 'tiny'),
+    'Tiny student': ('distill_tiny_vggface2.yml', 'test_tiny_student_vggface2.yml', 'tiny'),
     'RCAN': ('train_rcan_x8_vggface2.yml', 'test_rcan_x8_vggface2.yml', 'rcan'),
     'SRFBN': ('train_srfbn_x8_vggface2.yml', 'test_srfbn_x8_vggface2.yml', 'srfbn'),
 }
+# The rows of the paper's Table 1: (PSNR, SSIM, LPIPS) on VGGFace2, 32 -> 256.
+PAPER_TABLE1 = {
+    'RCAN': (26.59, 0.779, 0.3191),
+    'SRFBN': (26.399, 0.761, 0.3944),
+    'Teacher': (26.74, 0.771, 0.2413),
+    'Student w/o KD': (25.837, 0.750, 0.2746),
+    'Student': (26.623, 0.769, 0.2511),
+}
+# The rows a preset runs, when it does not list its own (`methods`).
+TABLE1_METHODS = ('Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN')
+# Table 1's row order.
+TABLE1_ORDER = ('RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student', 'Student (KD+)') + tuple(
+    m for m in METHODS if m.startswith(('Lite', 'Tiny'))
+)
+# Preset keys that are levers for short runs, each stated beside the figures it affects (see describe_preset).
 PRESETS = {
     'smoke': {
         'size': 64,
         'num_feat': 8,
         'disc_feat': 8,
         'num_atoms': 4,
-        'iters': 4,
-        'save_freq': 4,  # one checkpoint and training state, at the end: the suite keeps disk use small
+        'iters': 40,
+        'teacher_iters': 60,
+        'save_freq': 10000,  # one checkpoint and training state, at the end: the suite keeps disk use small
         'batch': 2,
         'workers': 0,
         'ema_decay': 0,  # too few iterations for an EMA: every row uses the trained weights
+        'input_skip': True,
+        'lr': 1e-3,
         'rcan': {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},
         'srfbn': {'num_feat': 8, 'num_steps': 2, 'num_groups': 1},
+        'lite': {'num_feat': 16, 'num_block': 2, 'feat_channels': 8},
+        'tiny': {'num_feat': 8, 'num_block': 1, 'feat_channels': 4},
+        'methods': TABLE1_METHODS + ('Lite student w/o KD', 'Lite student'),
         'train_range': '100:108',
         'test_range': '0:4',
         'demo_train': 8,
@@ -42,13 +68,40 @@ PRESETS = {
         'num_feat': 32,
         'disc_feat': 32,
         'num_atoms': 64,
-        'iters': 400,
+        'iters': 250,
+        'teacher_iters': 600,
         'save_freq': 100,
         'batch': 4,
         'workers': 1,
         'ema_decay': 0,
+        'input_skip': True,
+        'lr': 5e-4,
         'rcan': {'num_feat': 32, 'num_group': 3, 'num_block': 4, 'squeeze_factor': 8},
         'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3},
+        'lite': {'num_feat': 64, 'num_block': 8, 'feat_channels': 32},
+        'tiny': {'num_feat': 32, 'num_block': 4, 'feat_channels': 16},
+        'methods': TABLE1_METHODS + tuple(m for m in METHODS if m.startswith(('Lite', 'Tiny'))),
+        'train_range': '100:',
+        'test_range': '0:100',
+        'demo_train': 48,
+        'demo_test': 8,
+        'figure_faces': 4,
+    },
+    # The distillation ablation (scripts/distill_ablation.py): one teacher, many short student runs.
+    'ablation': {
+        'size': 64,
+        'num_feat': 16,
+        'disc_feat': 16,
+        'num_atoms': 32,
+        'iters': 200,
+        'teacher_iters': 600,
+        'save_freq': 10000,
+        'batch': 4,
+        'workers': 0,
+        'ema_decay': 0,
+        'input_skip': True,
+        'lr': 5e-4,
+        'methods': ('Teacher',),
         'train_range': '100:',
         'test_range': '0:100',
         'demo_train': 48,
@@ -58,6 +111,7 @@ PRESETS = {
     'paper': {
         'size': 256,
         'num_atoms': 512,
+        'methods': tuple(METHODS),
         'train_range': ':',
         'test_range': ':',
         'demo_train': 0,
@@ -65,6 +119,27 @@ PRESETS = {
         'figure_faces': 4,
     },
 }
+
+
+def describe_preset(name):
+    """One sentence naming what a preset changes from the paper-scale recipes (printed beside its figures)."""
+    preset = PRESETS[name]
+    parts = [f'{preset["size"]}x{preset["size"]} faces from {preset["size"] // 8}x{preset["size"] // 8} (x8)']
+    if 'iters' in preset:
+        parts.append(
+            f'{preset.get("teacher_iters", preset["iters"])} teacher / {preset["iters"]} other iterations at batch '
+            f'{preset["batch"]}'
+        )
+    if 'num_feat' in preset:
+        parts.append(f'decoder width {preset["num_feat"]}, K={preset["num_atoms"]}')
+    if preset.get('input_skip'):
+        parts.append(
+            'LEVER: every network adds the bicubic-upsampled input to a zero-initialised residual output '
+            '(`input_skip`, off in the paper-scale option files)'
+        )
+    if 'lr' in preset:
+        parts.append(f'LEVER: learning rate {preset["lr"]:g} (paper-scale files: 1e-4)')
+    return f'Preset `{name}`: ' + '; '.join(parts) + '.'
 
 
 def options_dir():
@@ -119,21 +194,44 @@ def _networks(opt, kind, preset, vgg_file, dict_path):
     net_t = opt.get('network_t')
     if kind in ('teacher', 'student'):
         net['out_size'] = preset['size']
-        for n in (net, net_t):
-            if n is not None and 'num_feat' in preset:
-                n['num_feat'] = preset['num_feat']
-        for n in (net, net_t):
-            if n is not None and n['type'] == 'DFDNetTeacher':
-                n.update(out_size=preset['size'], num_atoms=preset['num_atoms'])
-                if 'dict_path' in n:
-                    n['dict_path'] = dict_path
-        if 'network_d' in opt and 'disc_feat' in preset:
-            opt['network_d']['num_feat'] = preset['disc_feat']
-            if net_t is not None:  # the distillation's D sees decoder features; an image D keeps 3 channels
-                opt['network_d']['in_channels'] = preset['num_feat']
+        if 'num_feat' in preset:
+            net['num_feat'] = preset['num_feat']
+    elif kind in ('lite', 'tiny'):
+        net['out_size'] = preset['size']
+        net.update(preset.get(kind, {}))
     elif kind in preset:
         net.update(preset[kind])
+    if net_t is not None:
+        net_t.update(out_size=preset['size'])
+        if 'num_feat' in preset:
+            net_t['num_feat'] = preset['num_feat']
+    for n in (net, net_t):
+        if n is not None and n['type'] == 'DFDNetTeacher':
+            n.update(out_size=preset['size'], num_atoms=preset['num_atoms'])
+            if 'dict_path' in n:
+                n['dict_path'] = dict_path
+    if 'network_d' in opt and 'disc_feat' in preset:
+        opt['network_d']['num_feat'] = preset['disc_feat']
+        if net_t is not None:  # the distillation's D sees (adapted) decoder features; an image D keeps 3 channels
+            opt['network_d']['in_channels'] = net_t['num_feat']
+    if 'network_d_region' in opt and 'disc_feat' in preset and net_t is not None:
+        opt['network_d_region'].update(num_feat=preset['disc_feat'], in_channels=net_t['num_feat'])
+    if preset.get('input_skip'):
+        for n in (net, net_t):
+            if n is not None:
+                if n['type'] == 'RCAN':
+                    n['type'] = 'FaceRCAN'  # BasicSR's RCAN with the optional skip
+                n['input_skip'] = True
     _vgg(net, vgg_file)
+
+
+def _from_teacher(opt):
+    """Whether a recipe initialises its student from the teacher (``pretrain_network_g`` names the teacher's run)."""
+    path = (opt.get('path') or {}).get('pretrain_network_g')
+    if not isinstance(path, str):
+        return False
+    teacher = load_yaml(os.path.join(options_dir(), METHODS['Teacher'][0]))['name']
+    return os.path.normpath(path).split(os.sep)[-3:-2] == [teacher]
 
 
 def train_name(method):
@@ -173,19 +271,31 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
     _networks(opt, kind, preset, vgg_file, dict_path)
     if 'network_t' in opt:
         opt['path']['pretrain_network_t'] = latest_checkpoint(work_dir, 'Teacher')
+    if _from_teacher(opt):
+        opt['path']['pretrain_network_g'] = latest_checkpoint(work_dir, 'Teacher')
     if 'ema_decay' in preset:
         opt['train']['ema_decay'] = preset['ema_decay']
-        if 'network_t' in opt and not preset['ema_decay']:
-            opt['path']['param_key_t'] = 'params'
+        if not preset['ema_decay']:
+            if 'network_t' in opt:
+                opt['path']['param_key_t'] = 'params'
+            if _from_teacher(opt):
+                opt['path']['param_key_g'] = 'params'
     percep = opt['train'].get('perceptual_opt')
     if percep is not None:
         percep['weights_path'] = vgg_file
+    if 'lr' in preset:
+        for key in ('optim_g', 'optim_d'):
+            if key in opt['train']:
+                opt['train'][key]['lr'] = preset['lr']
     if 'iters' in preset:
-        iters = preset['iters']
+        iters = preset.get('teacher_iters', preset['iters']) if kind == 'teacher' else preset['iters']
+        distill = opt['train'].get('distill')
+        if distill and distill.get('gan_ramp_iters'):
+            distill['gan_ramp_iters'] = max(1, iters // 4)
         opt['train']['total_iter'] = iters
         opt['train']['scheduler']['milestones'] = [iters // 2, iters * 3 // 4]
         opt['logger'].update(
-            print_freq=max(1, iters // 20), save_checkpoint_freq=preset['save_freq'], use_tb_logger=False
+            print_freq=max(1, iters // 20), save_checkpoint_freq=min(preset['save_freq'], iters), use_tb_logger=False
         )
         opt['val']['val_freq'] = iters
         opt.pop('dist_params', None)

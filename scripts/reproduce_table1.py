@@ -38,7 +38,17 @@ sys.path.insert(0, os.path.join(REPO, 'scripts'))
 
 from facesr_kd.archs.vgg19 import default_vgg19_path, save_random_vgg19  # noqa: E402
 from facesr_kd.face.align import estimate_affine, warp_face  # noqa: E402
-from facesr_kd.recipes import PRESETS, latest_checkpoint, make_test_options, make_train_options, write_yaml  # noqa: E402
+from facesr_kd.recipes import (  # noqa: E402
+    METHODS,
+    PRESETS,
+    TABLE1_METHODS,
+    TABLE1_ORDER,
+    describe_preset,
+    latest_checkpoint,
+    make_test_options,
+    make_train_options,
+    write_yaml,
+)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -150,7 +160,9 @@ def prepare_split(args, preset, work_dir, split, input_dir, rng):
 
 
 def main(args):
-    preset = PRESETS[args.preset]
+    preset = dict(PRESETS[args.preset])
+    if args.iters is not None:  # a quicker check of the chain: every stage trains this many iterations
+        preset.update(iters=args.iters, teacher_iters=args.iters)
     work_dir = os.path.abspath(args.work_dir or os.path.join('runs', f'table1_{args.preset}'))
     os.makedirs(work_dir, exist_ok=True)
     runner = Runner(work_dir, dry_run=args.dry_run)
@@ -228,7 +240,8 @@ def main(args):
     # 3. Training, teacher first (the distillation needs it).
     opt_dir = os.path.join(work_dir, 'options')
     os.makedirs(opt_dir, exist_ok=True)
-    order = ['Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN']
+    chosen = args.methods or preset.get('methods', TABLE1_METHODS)
+    order = [m for m in METHODS if m in chosen]  # the teacher first: the distillation needs it
     for method in order:
         opt = make_train_options(method, preset, work_dir, data, vgg_file, dict_path, args.device)
         if os.path.exists(latest_checkpoint(work_dir, method)):
@@ -254,31 +267,39 @@ def main(args):
         runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {method}')
 
     # 5. Table and figure.
-    from make_table1 import collect, draw_figure, write_table
+    from facesr_kd.face.components import load_boxes_file
+    from facesr_kd.table1 import draw_figure, make_table1
 
     out_prefix = os.path.join(work_dir, 'table1')
-    ordered = {m: names[m] for m in ('RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student')}
-    rows = collect(os.path.join(work_dir, 'results'), ordered)
-    from facesr_kd.face.components import load_boxes_file
-
+    ordered = {m: names[m] for m in TABLE1_ORDER if m in names}
     box_source = load_boxes_file(os.path.join(data['test'], 'boxes.json'))[1]['source']
     note = (
-        f'Preset `{args.preset}`: {preset["size"]}x{preset["size"]} faces from {preset["size"] // 8}x'
-        f'{preset["size"] // 8} (x8); teacher boxes at test time: `{box_source}` (boxes.json of the test set); '
-        f'VGG19: {"RANDOM (fixed seed)" if args.random_vgg else "ImageNet"}.'
+        f'{describe_preset(args.preset)} Teacher boxes at test time: `{box_source}` (boxes.json of the test set); '
+        f'VGG19: {"RANDOM (fixed seed)" if args.random_vgg else "ImageNet"}. Bicubic rows: the same LR test faces '
+        'upsampled, scored with the same BasicSR functions.'
     )
-    table = write_table(rows, out_prefix, lpips_valid=not lpips_random, note=note)
+    if args.dry_run:
+        print(note)
+        return []
+    rows, table = make_table1(
+        os.path.join(work_dir, 'results'),
+        out_prefix,
+        os.path.join(data['test'], 'lr_x8'),
+        os.path.join(data['test'], 'hr'),
+        names=ordered,
+        lpips_valid=not lpips_random,
+        note=note,
+    )
     stems = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(data['test'], 'hr')))
-    if not args.dry_run:
-        draw_figure(
-            os.path.join(work_dir, 'results'),
-            stems[: preset['figure_faces']],
-            os.path.join(data['test'], 'lr_x8'),
-            os.path.join(data['test'], 'hr'),
-            f'{out_prefix}_figure1.png',
-            names=ordered,
-            size=max(preset['size'], 128),
-        )
+    draw_figure(
+        os.path.join(work_dir, 'results'),
+        stems[: preset['figure_faces']],
+        os.path.join(data['test'], 'lr_x8'),
+        os.path.join(data['test'], 'hr'),
+        f'{out_prefix}_figure1.png',
+        names=ordered,
+        size=max(preset['size'], 128),
+    )
     print(table)
     print(
         f'table: {out_prefix}.md / .csv, figure: {out_prefix}_figure1.png, commands: {runner.log} '
@@ -313,6 +334,10 @@ def parse_args(argv=None):
     parser.add_argument('--nproc', type=int, default=1, help='GPUs per node for training (torchrun)')
     parser.add_argument('--workers', type=int, default=None, help='processes for face preparation')
     parser.add_argument('--dry-run', action='store_true', help='write the option files and log the commands only')
+    parser.add_argument('--iters', type=int, help="iterations of every training stage (default: the preset's)")
+    parser.add_argument(
+        '--methods', nargs='+', choices=list(METHODS), help="rows to train and test (default: the preset's)"
+    )
     return parser.parse_args(argv)
 
 

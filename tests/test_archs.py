@@ -246,3 +246,39 @@ def test_srfbn_other_scales(scale):
         assert net(torch.rand(1, 3, 12, 12)).shape == (1, 3, 12 * scale, 12 * scale)
     with pytest.raises(ValueError, match='upscale'):
         SRFBN(upscale=5)
+
+
+@pytest.mark.parametrize(
+    'name, kwargs',
+    [
+        ('DFDNetStudent', {'out_size': SIZE, 'num_feat': NF, 'vgg_pretrained': False}),
+        ('FaceRCAN', {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'upscale': 8}),
+        ('SRFBN', {'num_feat': 8, 'num_steps': 2, 'num_groups': 1, 'upscale': 8}),
+        ('LiteFaceStudent', {'out_size': SIZE, 'scale': 8, 'num_feat': 8, 'num_block': 1, 'feat_channels': 4}),
+    ],
+)
+def test_input_skip_starts_as_bicubic_and_learns_a_residual(name, kwargs):
+    torch.manual_seed(0)
+    net = build_network({'type': name, 'input_skip': True, **kwargs}).eval()
+    lq = torch.rand(2, 3, SIZE // 8, SIZE // 8)
+    bicubic = torch.nn.functional.interpolate(lq, size=SIZE, mode='bicubic', align_corners=False)
+    with torch.no_grad():
+        assert torch.equal(net(lq), bicubic)
+    net.train()
+    out = net(lq)
+    out = out[-1] if isinstance(out, list) else out
+    (out - bicubic.flip(-1)).square().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_face_rcan_without_skip_is_basicsrs_rcan():
+    from basicsr.archs.rcan_arch import RCAN
+
+    kwargs = {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'upscale': 8}
+    torch.manual_seed(0)
+    ours = build_network({'type': 'FaceRCAN', **kwargs}).eval()
+    theirs = RCAN(3, 3, **kwargs).eval()
+    theirs.load_state_dict(ours.state_dict())
+    lq = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(ours(lq), theirs(lq))

@@ -28,6 +28,8 @@ EXPECTED_KEYS = {
     'Student': GAN_KEYS,
     'RCAN': {'l_pix'},
     'SRFBN': {'l_pix'},
+    'Lite student w/o KD': {'l_pix', 'l_percep'},
+    'Lite student': GAN_KEYS,
 }
 
 

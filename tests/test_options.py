@@ -19,9 +19,12 @@ def load(path):
 
 
 def test_the_shipped_recipes_are_all_here():
+    from facesr_kd.recipes import METHODS
+
     names = {p.relative_to(REPO_ROOT / 'options').as_posix() for p in OPTION_FILES}
-    assert len(names) == 11 and 'train_teacher_gan_vggface2.yml' in names
-    assert sum(n.startswith('test/') for n in names) == 5
+    expected = {train for train, _, _ in METHODS.values()} | {f'test/{test}' for _, test, _ in METHODS.values()}
+    assert names == expected | {'train_teacher_gan_vggface2.yml'}
+    assert len(METHODS) == 10 and sum(n.startswith('test/') for n in names) == 10
 
 
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.relative_to(REPO_ROOT / 'options').as_posix())

@@ -24,7 +24,9 @@ RECIPES = (
 
 def reproduce_smoke(work):
     """``scripts/reproduce_table1.py --preset smoke`` on 8 train and 4 test faces of the staged FFHQ set."""
-    args = ['--preset', 'smoke', '--faces', FFHQ256, '--aligned', '--work-dir', work, '--workers', '1']
+    # Table 1's five rows at 4 iterations each: the chain, not the figures (the preset itself adds the lite rows).
+    args = ['--preset', 'smoke', '--faces', FFHQ256, '--aligned', '--work-dir', work, '--workers', '1', '--iters', '4']
+    args += ['--methods', 'Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN']
     return run_python([REPO_ROOT / 'scripts' / 'reproduce_table1.py', *args], cwd=work, timeout=900)
 
 
@@ -38,13 +40,24 @@ def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
     work, proc = smoke_run
     with open(work / 'table1.csv') as f:
         rows = list(csv.DictReader(f))
-    assert [r['method'] for r in rows] == ['RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student']
-    for row in rows:
+    assert [r['method'] for r in rows] == [
+        'Bicubic',
+        "Bicubic (torch, the networks' resize)",
+        'RCAN',
+        'SRFBN',
+        'Teacher',
+        'Student w/o KD',
+        'Student',
+    ]
+    for row in rows[:2]:
+        assert 10 < float(row['psnr']) < 40 and int(row['num_images']) == 4
+    for row in rows[2:]:
         for key in ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'lpips', 'lpips_vgg', 'latency_ms'):
             assert math.isfinite(float(row[key])), (row['method'], key)
         assert int(row['num_images']) == 4
     table = (work / 'table1.md').read_text()
     assert 'not LPIPS' in table and 'RANDOM' in table and '| LPIPS↓' not in table
+    assert 'LEVER' in table and 'input_skip' in table  # the short-run levers are stated beside the figures
     assert (work / 'table1_figure1.png').stat().st_size > 10_000
     log = (work / 'commands.log').read_text()
     assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 5
@@ -99,7 +112,7 @@ def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp
     assert 'offline demo set' in proc.stdout
     assert len(list((tmp_path / 'data' / 'train' / 'hr').glob('*.png'))) == 8
     assert len(list((tmp_path / 'data' / 'test' / 'hr').glob('*.png'))) == 4
-    assert len(list((tmp_path / 'options').glob('*.yml'))) == 10
+    assert len(list((tmp_path / 'options').glob('*.yml'))) == 14
     log = (tmp_path / 'commands.log').read_text()
     assert log.count('build_dictionary.py') == 1
-    assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 5
+    assert log.count('facesr_kd.train') == 7 and log.count('facesr_kd.test') == 7  # Table 1 + the lite student

@@ -6,6 +6,7 @@ tail (conv, two residual blocks) whose output is the distillation feature, a con
 also uses :class:`DictionaryTransfer` to update the condition features with dictionary atoms.
 """
 
+from facesr_kd.archs.arch_util import zero_init_
 from facesr_kd.archs.component_dictionary import (
     ADAIN_EPS,
     calc_mean_std,
@@ -134,14 +135,17 @@ class DFDNetDecoder(nn.Module):
         enc_channels (int): Channels of the conv5_4 feature.
         cond_channels (tuple[int]): Channels of the conditions, coarse to fine (conv5_4, relu4_4, relu3_4,
             relu2_2).
+        residual (bool): Return the raw, zero-initialised ``to_rgb`` output (a residual to add to the
+            upsampled input) instead of DFDNet's tanh image.
 
     Shapes:
         x: (B, enc_channels, S/16, S/16); conds: list of (B, cond_channels[i], S/16 * 2^i, S/16 * 2^i).
-        Returns tanh output (B, 3, S, S) in [-1, 1] and the feature (B, num_feat, S, S).
+        Returns the tanh output (B, 3, S, S) in [-1, 1] (or the residual) and the feature (B, num_feat, S, S).
     """
 
-    def __init__(self, num_feat=64, enc_channels=512, cond_channels=(512, 512, 256, 128)):
+    def __init__(self, num_feat=64, enc_channels=512, cond_channels=(512, 512, 256, 128), residual=False):
         super().__init__()
+        self.residual = residual
         widths = (num_feat * 8, num_feat * 8, num_feat * 4, num_feat * 2, num_feat)
         self.head = nn.Identity() if enc_channels == widths[0] else sn_conv(enc_channels, widths[0], 1)
         self.dilated = MSDilationBlock(widths[0])
@@ -150,13 +154,16 @@ class DFDNetDecoder(nn.Module):
             sn_conv(num_feat, num_feat), nn.LeakyReLU(0.2, True), ResBlock(num_feat), ResBlock(num_feat)
         )
         self.to_rgb = nn.Conv2d(num_feat, 3, 3, 1, 1)
+        if residual:
+            zero_init_(self.to_rgb)
 
     def forward(self, x, conds):
         x = self.dilated(self.head(x))
         for up, cond in zip(self.ups, conds):
             x = up(x, cond)
         feat = self.tail(x)
-        return torch.tanh(self.to_rgb(feat)), feat
+        out = self.to_rgb(feat)
+        return (out if self.residual else torch.tanh(out)), feat
 
 
 class ConfidenceBlock(nn.Sequential):

@@ -31,6 +31,7 @@ class DFDNetTeacher(DFDNetStudent):
         vgg_pretrained (bool): Load ImageNet VGG19 weights; False: random (tests, or a checkpoint follows).
         vgg_weights (str | None): Local VGG19 weights file; None: torchvision's cache.
         vgg_download (bool): Allow torchvision to download the weights when they are missing.
+        input_skip (bool): Add the bicubic-upsampled input to a residual output (see :class:`DFDNetStudent`).
 
     Shapes:
         lq: (B, 3, h, w) in [0, 1]; boxes: (B, 4, 4) ``[x1, y1, x2, y2]`` in output pixels, in COMPONENTS order.
@@ -49,8 +50,9 @@ class DFDNetTeacher(DFDNetStudent):
         vgg_pretrained=True,
         vgg_weights=None,
         vgg_download=False,
+        input_skip=False,
     ):
-        super().__init__(out_size, num_feat, vgg_pretrained, vgg_weights, vgg_download)
+        super().__init__(out_size, num_feat, vgg_pretrained, vgg_weights, vgg_download, input_skip)
         self.num_atoms = num_atoms
         self.dictionary = ComponentDictionary(out_size, num_atoms)
         self.transfer = DictionaryTransfer(LEVEL_CHANNELS)
@@ -110,4 +112,4 @@ class DFDNetTeacher(DFDNetStudent):
         """Super-resolve ``lq`` with its component ``boxes``; ``feats`` as in :meth:`DFDNetStudent.forward`."""
         boxes = self._check(lq, boxes)
         feats = self.encode(lq) if feats is None else feats
-        return self.decode(feats, self.conditions(feats, boxes), return_feat)
+        return self.decode(feats, self.conditions(feats, boxes), return_feat, lq=lq)

@@ -1,5 +1,7 @@
 """SRFBN: image super-resolution feedback network (Li et al., CVPR 2019), device-agnostic."""
 
+from facesr_kd.archs.arch_util import zero_init_
+
 import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -75,6 +77,9 @@ class SRFBN(nn.Module):
         num_groups (int): Projection groups in the feedback block.
         upscale (int): Scale, one of 2, 3, 4, 8.
         rgb_mean (tuple[float]): Mean subtracted from the input and added back to the output.
+        input_skip (bool): Beyond SRFBN (off in the paper-scale option files): the global residual is the
+            bicubic-upsampled input (the resize every network here uses) and ``conv_out`` starts at zero, so an
+            untrained network is bicubic upsampling. False: SRFBN's bilinear residual.
 
     Shapes:
         x: (B, num_in_ch, h, w) in [0, 1]. Training mode: list of ``num_steps`` outputs
@@ -90,6 +95,7 @@ class SRFBN(nn.Module):
         num_groups=6,
         upscale=8,
         rgb_mean=(0.4488, 0.4371, 0.4040),
+        input_skip=False,
     ):
         super().__init__()
         if upscale not in PROJECTION:
@@ -105,10 +111,14 @@ class SRFBN(nn.Module):
         self.block = FeedbackBlock(num_feat, num_groups, upscale)
         self.out = deconv_prelu(num_feat, num_feat, k, s, p)
         self.conv_out = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.input_skip = input_skip
+        if input_skip:
+            zero_init_(self.conv_out)
 
     def forward(self, x):
+        mode = 'bicubic' if self.input_skip else 'bilinear'
+        base = F.interpolate(x, scale_factor=self.upscale, mode=mode, align_corners=False)
         x = x - self.mean
-        base = F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False) + self.mean
         feat = self.feat_in(self.conv_in(x))
         hidden, outs = feat, []
         for step in range(self.num_steps):

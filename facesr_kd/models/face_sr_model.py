@@ -29,6 +29,24 @@ class FaceSRModel(SRModel):
       averages per dataset, parameter count and median latency per face, for ``scripts/make_table1.py``.
     """
 
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BasicSR's loading, plus a dictionary-free student initialised from a DFDNet-style teacher checkpoint.
+
+        When ``load_path`` holds a ``DFDNetTeacher`` (its ``arch`` entry) and ``net`` is a DFDNet-style
+        student, the teacher-only entries (the component dictionary and the confidence blocks) are dropped
+        and listed in the log; everything else must match the student exactly (strict).
+        """
+        bare = self.get_bare_model(net)
+        teacher_keys = getattr(bare, 'TEACHER_ONLY_PREFIXES', None)
+        if teacher_keys is not None and not getattr(bare, 'needs_boxes', False):
+            ckpt = torch.load(load_path, map_location='cpu', weights_only=True)
+            arch = ckpt.get('arch') if isinstance(ckpt, dict) else None
+            if isinstance(arch, dict) and arch.get('type') == 'DFDNetTeacher':
+                state = ckpt.get(param_key) or ckpt['params']
+                bare.load_from_teacher(state, arch, source=load_path)
+                return
+        super().load_network(net, load_path, strict, param_key)
+
     def setup_optimizers(self):
         # BasicSR warns once per frozen parameter; the frozen VGG encoder would flood the log.
         frozen = [n for n, p in self.net_g.named_parameters() if not p.requires_grad]

@@ -35,7 +35,7 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
     def setup_optimizers(self):
         super().setup_optimizers()  # FaceSRModel's: net_g's trainable parameters only
         optim_d = dict(self.opt['train']['optim_d'])
-        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.net_d.parameters(), **optim_d)
+        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.discriminator_parameters(), **optim_d)
         self.optimizers.append(self.optimizer_d)
 
     def generator_forward(self):
@@ -49,31 +49,47 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
         outputs = self.generator_outputs()
         return outputs, outputs[-1], self.gt
 
-    def optimize_parameters(self, current_iter):
-        for p in self.net_d.parameters():
-            p.requires_grad = False
-        self.optimizer_g.zero_grad()
-        outputs, fake, real = self.generator_forward()
-        self.output = outputs[-1]
+    def generator_step_due(self, current_iter):
+        """Whether the generator is optimised at ``current_iter`` (BasicSR's ``net_d_iters``, ``net_d_init_iters``)."""
+        return current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
 
-        loss_dict = OrderedDict()
-        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
-            loss_dict['l_g_gan'] = self.cri_gan(self.net_d(fake), True, is_disc=False)
-            l_g_total += loss_dict['l_g_gan']
-            l_g_total.backward()
-            self.optimizer_g.step()
+    def generator_losses(self, outputs, fake, real, loss_dict, current_iter):
+        """The generator's losses, added to ``loss_dict``; returns their sum. Subclasses add terms here."""
+        l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
+        loss_dict['l_g_gan'] = self.cri_gan(self.net_d(fake), True, is_disc=False)
+        return l_g_total + loss_dict['l_g_gan']
 
-        for p in self.net_d.parameters():
-            p.requires_grad = True
-        self.optimizer_d.zero_grad()
+    def discriminator_losses(self, fake, real, loss_dict):
+        """The discriminators' losses on detached inputs, added to ``loss_dict``; returns their sum."""
         real_d_pred = self.net_d(real.detach())
         loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
         loss_dict['out_d_real'] = real_d_pred.detach().mean()
         fake_d_pred = self.net_d(fake.detach())
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-        (loss_dict['l_d_real'] + loss_dict['l_d_fake']).backward()
+        return loss_dict['l_d_real'] + loss_dict['l_d_fake']
+
+    def discriminator_parameters(self):
+        """Every parameter the discriminator step optimises (frozen during the generator step)."""
+        return list(self.net_d.parameters())
+
+    def optimize_parameters(self, current_iter):
+        d_params = self.discriminator_parameters()
+        for p in d_params:
+            p.requires_grad = False
+        self.optimizer_g.zero_grad()
+        outputs, fake, real = self.generator_forward()
+        self.output = outputs[-1]
+
+        loss_dict = OrderedDict()
+        if self.generator_step_due(current_iter):
+            self.generator_losses(outputs, fake, real, loss_dict, current_iter).backward()
+            self.optimizer_g.step()
+
+        for p in d_params:
+            p.requires_grad = True
+        self.optimizer_d.zero_grad()
+        self.discriminator_losses(fake, real, loss_dict).backward()
         self.optimizer_d.step()
 
         self.log_dict = self.reduce_loss_dict(loss_dict)

@@ -52,6 +52,7 @@ TRAIN_KEYS = {
     'use_grad_clip',
     'grad_clip',
     'save_teacher',
+    'distill',
 }
 VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'pbar', 'suffix', 'use_chop', 'max_minibatch', 'selfensemble_testing'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb'}
@@ -88,7 +89,13 @@ DATASET_KEYS = {
     'pin_memory',
     'persistent_workers',
 }
-PATH_KEYS_NETWORK = {'pretrain_network_g', 'pretrain_network_d', 'pretrain_network_t', 'ignore_resume_networks'}
+PATH_KEYS_NETWORK = {
+    'pretrain_network_g',
+    'pretrain_network_d',
+    'pretrain_network_t',
+    'pretrain_network_d_region',
+    'ignore_resume_networks',
+}
 SCHEDULERS = {'MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR'}
 
 
@@ -226,6 +233,12 @@ def check_options(opt, opt_path='<options>', check_paths=True):
                 _check_kwargs(opt_path, f'train.{k}', loss, {kk: vv for kk, vv in v.items() if kk != 'type'})
             elif not k.endswith('_opt'):
                 _misspelt(opt_path, 'train.', [k], TRAIN_KEYS, strict=False)
+        model_check = getattr(MODEL_REGISTRY.get(opt['model_type']), 'check_train_options', None)
+        if model_check is not None:
+            try:
+                model_check(opt)
+            except ValueError as err:
+                _fail(opt_path, 'train', str(err))
         scheduler = (train_opt.get('scheduler') or {}).get('type')
         if scheduler is not None and scheduler not in SCHEDULERS:
             _fail(opt_path, 'train.scheduler.type', f'`{scheduler}` is not one of {sorted(SCHEDULERS)}.')
