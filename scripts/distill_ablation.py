@@ -35,7 +35,8 @@ def main(args):
         *(['--vgg-weights', args.vgg_weights] if args.vgg_weights else []),
         '--device', args.device,
     ]  # fmt: skip
-    reproduce_table1.main(reproduce_table1.parse_args(base))
+    if not args.table_only:
+        reproduce_table1.main(reproduce_table1.parse_args(base))
     preset = PRESETS[preset_name]
     data = {s: os.path.join(work_dir, 'data', s) for s in ('train', 'test')}
     data['name'] = os.path.basename(os.path.normpath(args.faces)) if args.faces else 'demo'
@@ -51,19 +52,23 @@ def main(args):
     bicubic = next(r for r in baseline_rows(os.path.join(data['test'], 'lr_x8'), os.path.join(data['test'], 'hr'))
                    if r['method'] == BICUBIC)  # fmt: skip
     teacher = read_teacher(work_dir)
+    table = ''
     for seed in args.seeds:
         for variant in args.variants:
             train, test = variant_options(
                 variant, seed, preset, work_dir, data, vgg_file, dict_path, args.device, lpips_random=args.random_vgg
             )
-            if read_result(work_dir, variant, seed) is None:
+            if read_result(work_dir, variant, seed) is None and not args.table_only:
                 ckpt = os.path.join(work_dir, 'experiments', train['name'], 'models', 'net_g_latest.pth')
                 if not os.path.exists(ckpt):
                     opt_file = write_yaml(train, os.path.join(opt_dir, f'{train["name"]}.yml'))
                     runner.run(['-m', 'facesr_kd.train', '-opt', opt_file, '--auto_resume'], f'train {train["name"]}')
                 opt_file = write_yaml(test, os.path.join(opt_dir, f'{test["name"]}.yml'))
                 runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {train["name"]}')
-            results[variant][seed] = read_result(work_dir, variant, seed)
+            result = read_result(work_dir, variant, seed)
+            if result is None:
+                continue
+            results[variant][seed] = result
             # Write the table as results come in: a run cut short still leaves what it measured.
             table = write_ablation_table(
                 summarize(results, bicubic), os.path.join(work_dir, 'ablation'), bicubic, teacher,
@@ -96,6 +101,7 @@ def parse_args(argv=None):
     parser.add_argument('--random-vgg', action='store_true', help='one fixed random VGG19 (labelled)')
     parser.add_argument('--vgg-weights', help='ImageNet vgg19-dcbb9e9d.pth')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--table-only', action='store_true', help='train nothing: tabulate the runs already done')
     return parser.parse_args(argv)
 
 

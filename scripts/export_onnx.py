@@ -1,12 +1,18 @@
-"""Export a box-free face SR network (the student; RCAN and SRFBN too) to ONNX with a dynamic batch.
+"""Export a box-free face SR network to ONNX with a dynamic batch: the students (``DFDNetStudent``,
+``LiteFaceStudent``), RCAN / ``FaceRCAN`` and SRFBN.
 
-The graph takes ``lq``: (N, 3, L, L) RGB in [0, 1] (L = 32 for the x8 student) and returns ``sr``:
-(N, 3, S, S) in [0, 1]. The teacher needs component boxes and a dictionary search: it is not exported.
+The graph takes ``lq``: (N, 3, L, L) RGB in [0, 1] (L = out_size / scale: 32 for the x8 students) and returns
+``sr``: (N, 3, S, S) in [0, 1]; N is free unless ``--static-batch``. ``LiteFaceStudent`` takes exactly L x L
+(its size check is skipped while tracing; the graph is built for L). The teacher needs component boxes and a
+dictionary search: it is not exported. ``--check`` compares onnxruntime with PyTorch at batch 1 and 3 (1 only
+with ``--static-batch``).
 
 Example::
 
     python scripts/export_onnx.py --model experiments/pretrained_models/DFDNetStudent_x8.pth \\
         -o experiments/pretrained_models/DFDNetStudent_x8.onnx --check
+    python scripts/export_onnx.py --model experiments/lite_student_distill_x8_vggface2/models/net_g_latest.pth \\
+        -o experiments/pretrained_models/LiteFaceStudent_x8.onnx --check
 """
 
 import argparse
@@ -24,6 +30,9 @@ from facesr_kd.utils.checkpoint import load_sr_network  # noqa: E402
 
 INPUT_NAME = 'lq'
 OUTPUT_NAME = 'sr'
+# --check: batches compared (a dynamic batch must work at 1 and at another size) and the largest difference.
+CHECK_BATCHES = (1, 3)
+CHECK_TOLERANCE = 1e-4
 
 
 def _plain(module):
@@ -75,10 +84,17 @@ def export_onnx(net, lq_size, path, opset=17, dynamic_batch=True, batch=1):
         batch (int): Batch size of the tracing input.
 
     Raises:
-        ValueError: The network needs component boxes (the teacher).
+        ValueError: The network needs component boxes (the teacher), or it takes exactly ``out_size / scale``
+            (``LiteFaceStudent``, whose size check tracing skips) and ``lq_size`` is another size.
     """
     if getattr(net, 'needs_boxes', False):
         raise ValueError(f'{type(net).__name__} needs component boxes at test time; export the student instead')
+    out_size, scale = getattr(net, 'out_size', None), getattr(net, 'scale', None)
+    if isinstance(out_size, int) and isinstance(scale, int) and lq_size != out_size // scale:
+        raise ValueError(
+            f'{type(net).__name__}(out_size={out_size}, scale={scale}) takes {out_size // scale}x{out_size // scale} '
+            f'inputs; cannot export it for lq_size {lq_size}'
+        )
     net = bake_weight_norms(net.cpu())
     dummy = torch.rand(batch, 3, lq_size, lq_size)
     axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}} if dynamic_batch else None
@@ -124,7 +140,9 @@ def check_onnx(net, path, lq_size, batch=2, seed=0):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--model', required=True, help='Checkpoint (.pth) of the student, RCAN or SRFBN')
+    parser.add_argument(
+        '--model', required=True, help='Checkpoint (.pth) of a student (DFDNetStudent, LiteFaceStudent), RCAN or SRFBN'
+    )
     parser.add_argument('--opt', default=None, help='Option file describing a checkpoint without an `arch` entry')
     parser.add_argument('-o', '--output', default=None, help='Output .onnx file. Default: beside the checkpoint')
     parser.add_argument('--scale', type=int, default=8, help='Refuse a checkpoint of another scale. 0: any')
@@ -142,10 +160,11 @@ def main(args):
     export_onnx(net, info['lq_size'], output, opset=args.opset, dynamic_batch=not args.static_batch)
     print(f'{info["type"]} x{info["scale"]} ({info["lq_size"]} -> {info["out_size"]}) exported to {output}')
     if args.check:
-        diff = check_onnx(net, output, info['lq_size'], batch=1 if args.static_batch else 2)
-        print(f'onnxruntime vs PyTorch: max abs difference {diff:.2e}')
-        if diff > 1e-4:
-            raise SystemExit(f'onnxruntime differs from PyTorch by {diff:.2e} > 1e-4')
+        for batch in (1,) if args.static_batch else CHECK_BATCHES:
+            diff = check_onnx(net, output, info['lq_size'], batch=batch)
+            print(f'onnxruntime vs PyTorch at batch {batch}: max abs difference {diff:.2e}')
+            if diff > CHECK_TOLERANCE:
+                raise SystemExit(f'onnxruntime differs from PyTorch by {diff:.2e} > {CHECK_TOLERANCE} at batch {batch}')
     return output
 
 

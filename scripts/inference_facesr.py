@@ -1,8 +1,11 @@
 """Restore the faces of real photos (or aligned face crops) with a facesr_kd checkpoint.
 
 Detects faces with facexlib's RetinaFace, aligns each to the FFHQ template at the model's input size (32x32
-for the x8 student), super-resolves it, and pastes it back into the upscaled photo. Writes, like GFPGAN's
-``inference_gfpgan.py``::
+for the x8 students), super-resolves it, and pastes it back into the upscaled photo. Any checkpoint written by
+facesr_kd (``arch`` inside) works: the DFDNet-style students, the lightweight ``LiteFaceStudent`` ("lite",
+"tiny"), the teacher, ``FaceRCAN`` / RCAN and SRFBN; BasicSR checkpoints without ``arch`` take ``--opt``. The
+network runs in its cheapest CPU form (inference mode, spectral norms baked, channels-last where that measured
+faster: see ``facesr_kd.inference.prepare_network``). Writes, like GFPGAN's ``inference_gfpgan.py``::
 
     <output>/cropped_faces/<name>_<i>.png    network inputs (aligned LR faces)
     <output>/restored_faces/<name>_<i>.png   restored faces
@@ -13,6 +16,12 @@ Example (offline, the staged mobilenet0.25 detector)::
 
     python scripts/inference_facesr.py -i ../shared/data/faces/whole -o results/whole \\
         --model experiments/pretrained_models/DFDNetStudent_x8.pth --upscale 2 \\
+        --det-model retinaface_mobile0.25 --model-root ../shared/data/weights/facexlib --offline
+
+The lightweight student, the same way::
+
+    python scripts/inference_facesr.py -i ../shared/data/faces/whole -o results/whole_lite \\
+        --model experiments/lite_student_distill_x8_vggface2/models/net_g_latest.pth --upscale 2 \\
         --det-model retinaface_mobile0.25 --model-root ../shared/data/weights/facexlib --offline
 """
 
@@ -95,7 +104,9 @@ def parse_args(argv=None):
     parser.add_argument('-i', '--input', required=True, help='Input image or folder')
     parser.add_argument('-o', '--output', default='results', help='Output folder')
     parser.add_argument(
-        '--model', default=DEFAULT_MODEL, help='Checkpoint: the student by default; teacher, RCAN, SRFBN accepted'
+        '--model',
+        default=DEFAULT_MODEL,
+        help='Checkpoint: a student (DFDNetStudent, LiteFaceStudent), or the teacher, FaceRCAN / RCAN, SRFBN',
     )
     parser.add_argument('--opt', default=None, help='Option file for a checkpoint without an `arch` entry')
     parser.add_argument('--scale', type=int, default=8, help='Refuse a checkpoint of another scale (0: any)')
@@ -139,8 +150,8 @@ def build_restorer(args):
     """The :class:`FaceSRRestorer` for ``args``; setup errors exit with their message (no traceback)."""
     if not os.path.isfile(args.model):
         raise SystemExit(
-            f'error: checkpoint not found: {args.model}; pass --model with a student (or teacher, RCAN, SRFBN) '
-            'checkpoint, e.g. experiments/<name>/models/net_g_latest.pth'
+            f'error: checkpoint not found: {args.model}; pass --model with a student (DFDNetStudent, LiteFaceStudent) '
+            'or teacher, RCAN, SRFBN checkpoint, e.g. experiments/<name>/models/net_g_latest.pth'
         )
     try:
         bg = build_bg_upsampler(args.bg_upsampler, args.bg_model, tile=args.bg_tile, device='cpu')
@@ -174,6 +185,7 @@ def main(args):
     info = restorer.info
     print(
         f'{info["type"]} x{info["scale"]}: faces {info["lq_size"]} -> {info["out_size"]} on {restorer.device}'
+        + (', channels-last' if restorer.channels_last else '')
         + (f'; component boxes: {args.box_source}' if restorer.needs_boxes else '')
     )
     paths = list_inputs(args.input)

@@ -16,6 +16,9 @@ import torch
 
 from .conftest import FFHQ256, load_script
 
+# Every test here reads the staged faces or detector weights in ../shared/data.
+pytestmark = pytest.mark.usefixtures('shared_data')
+
 SIZE, K = 64, 4
 
 

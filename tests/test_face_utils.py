@@ -20,6 +20,9 @@ from PIL import Image
 
 from .conftest import FACEXLIB_WEIGHTS, FFHQ256, SHARED_DATA
 
+# Every test here reads the staged faces or detector weights in ../shared/data.
+pytestmark = pytest.mark.usefixtures('shared_data')
+
 WHOLE = SHARED_DATA / 'faces' / 'whole'
 
 

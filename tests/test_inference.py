@@ -14,16 +14,22 @@ import os
 import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
 from facesr_kd.archs.dfdnet_teacher_arch import DFDNetTeacher
-from facesr_kd.inference import FaceSRRestorer, ImageTooLargeError
-from facesr_kd.utils.checkpoint import save_sr_checkpoint
+from facesr_kd.archs.face_rcan_arch import FaceRCAN
+from facesr_kd.archs.lite_student_arch import LiteFaceStudent
+from facesr_kd.inference import FaceSRRestorer, ImageTooLargeError, prepare_network, to_memory_format
+from facesr_kd.utils.checkpoint import load_sr_network, save_sr_checkpoint
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 from .conftest import FACEXLIB_WEIGHTS, README_COUNTS, SHARED_DATA, load_script
+
+# Every test here reads the staged faces or detector weights in ../shared/data.
+pytestmark = pytest.mark.usefixtures('shared_data')
 
 FACES = SHARED_DATA / 'faces'
 DET = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'offline': True, 'device': 'cpu'}
@@ -227,3 +233,87 @@ def test_teacher_finds_its_boxes(tiny_teacher, box_source):
     assert stats['boxes_s'] > 0 and stats['box_fallbacks'] in (0, 1)
     if box_source == 'template':
         assert stats['box_fallbacks'] == 0
+
+
+def _perturbed_lite():
+    """A tiny LiteFaceStudent (16 -> 128) with a random ``to_rgb``, so its output is not its bicubic skip."""
+    torch.manual_seed(0)
+    net = LiteFaceStudent(out_size=128, scale=8, num_feat=8, num_block=1, feat_channels=4)
+    torch.nn.init.normal_(net.to_rgb.weight, std=0.05)
+    return net.eval()
+
+
+@pytest.mark.parametrize('which', ['DFDNetStudent', 'LiteFaceStudent'])
+def test_prepare_network_is_the_same_network_cheaper(which):
+    """Baked spectral norms, no gradients, channels-last on the CPU (the students): the same outputs."""
+    if which == 'DFDNetStudent':
+        torch.manual_seed(0)
+        net, lq = DFDNetStudent(out_size=64, num_feat=8, vgg_pretrained=False).eval(), torch.rand(2, 3, 8, 8)
+    else:
+        net, lq = _perturbed_lite(), torch.rand(2, 3, 16, 16)
+    had_sn = any(parametrize.is_parametrized(m) for m in net.modules())
+    assert had_sn == (which == 'DFDNetStudent')
+    with torch.no_grad():
+        ref = net(lq)
+    net, channels_last = prepare_network(net, 'cpu')
+    assert channels_last and not net.training
+    assert not any(parametrize.is_parametrized(m) for m in net.modules())
+    assert not any(p.requires_grad for p in net.parameters())
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.dim() == 4)
+    with torch.inference_mode():
+        out = net(to_memory_format(lq, channels_last))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_channels_last_only_where_measured(tiny_teacher):
+    """The teacher subclasses DFDNetStudent but was not measured: it keeps the contiguous format, as RCAN does."""
+    assert prepare_network(tiny_teacher, 'cpu', arch_type='DFDNetTeacher')[1] is False
+    assert prepare_network(BicubicX8(), 'cpu')[1] is False
+    assert prepare_network(_perturbed_lite(), 'cpu', channels_last=False)[1] is False
+
+
+def test_restorer_refuses_info_contradicting_the_network():
+    info = {'type': 'LiteFaceStudent', 'lq_size': 32, 'out_size': 128, 'scale': 4, 'needs_boxes': False}
+    with pytest.raises(ValueError, match=r'takes 16x16 faces but info says lq_size 32'):
+        FaceSRRestorer(net=_perturbed_lite(), info=info, device='cpu')
+
+
+def test_restorer_runs_a_lite_checkpoint_on_aligned_faces(tmp_path):
+    """The restorer feeds the lite student exactly out_size / scale (channels-last) and returns its output."""
+    net = _perturbed_lite()
+    path = tmp_path / 'lite.pth'
+    arch = {'type': 'LiteFaceStudent', 'out_size': 128, 'scale': 8, 'num_feat': 8, 'num_block': 1, 'feat_channels': 4}
+    save_sr_checkpoint(str(path), net, arch)
+    restorer = FaceSRRestorer(model_path=str(path), device='cpu', batch_size=2)
+    assert restorer.channels_last and (restorer.lq_size, restorer.out_size) == (16, 128)
+    face = cv2.imread(str(FACES / 'real_lq' / 'gfpgan_Julia_Roberts_crop.png'))
+    cropped, restored, _ = restorer.enhance(face, aligned=True)
+    lq = torch.from_numpy(np.ascontiguousarray(cropped[0][..., ::-1].transpose(2, 0, 1))).float()[None] / 255
+    assert restored[0].shape == (128, 128, 3)
+    with torch.no_grad():
+        ref = net(lq).clamp(0, 1)[0].permute(1, 2, 0).numpy()[..., ::-1] * 255
+    assert np.abs(restored[0].astype(np.float32) - ref).mean() < 1.0  # the saved uint8 input vs the float one
+
+
+def test_restorer_accepts_face_rcan_checkpoints(tmp_path):
+    """FaceRCAN checkpoints load like RCAN's; options it passes on to RCAN (here ``upscale``) default as RCAN's."""
+    opt = {'type': 'FaceRCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
+           'squeeze_factor': 4, 'upscale': 8, 'input_skip': True}  # fmt: skip
+    torch.manual_seed(0)
+    net = FaceRCAN(**{k: v for k, v in opt.items() if k != 'type'})
+    path = tmp_path / 'face_rcan.pth'
+    save_sr_checkpoint(str(path), net, opt)
+    restorer = FaceSRRestorer(model_path=str(path), device='cpu')
+    assert restorer.info['type'] == 'FaceRCAN' and not restorer.channels_last
+    assert (restorer.lq_size, restorer.out_size) == (32, 256)
+    face = cv2.imread(str(FACES / 'real_lq' / 'gfpgan_Julia_Roberts_crop.png'))
+    cropped, restored, _ = restorer.enhance(face, aligned=True)
+    # Untrained with input_skip, FaceRCAN is bicubic upsampling of its 32x32 input.
+    bicubic = cv2.resize(cropped[0], (256, 256), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    assert restored[0].shape == (256, 256, 3) and np.abs(restored[0] - bicubic).mean() < 0.5
+
+    no_upscale = {k: v for k, v in opt.items() if k != 'upscale'}
+    torch.manual_seed(0)
+    save_sr_checkpoint(str(path), FaceRCAN(**{k: v for k, v in no_upscale.items() if k != 'type'}), no_upscale)
+    _, info = load_sr_network(str(path))
+    assert (info['scale'], info['lq_size'], info['out_size']) == (4, 32, 128)  # RCAN's default upscale

@@ -11,7 +11,7 @@ import torch
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
 
-from .conftest import FFHQ256
+from .conftest import FFHQ256, require_shared_data
 
 
 def test_perceptual_loss_is_weighted_mse_of_vgg_features(tmp_path):
@@ -42,6 +42,7 @@ def test_perceptual_loss_without_weights_names_the_file(tmp_path, monkeypatch):
 
 
 def _faces():
+    require_shared_data(FFHQ256)
     a = cv2.imread(str(FFHQ256 / '00000.jpg'))
     b = cv2.GaussianBlur(a, (7, 7), 3)
     return a, b

@@ -14,6 +14,9 @@ import pytest
 
 from .conftest import FACEXLIB_WEIGHTS, FFHQ256, README_COUNTS, SHARED_DATA, ffhq_ids, load_script, run_python
 
+# Every test here reads the staged faces or detector weights in ../shared/data.
+pytestmark = pytest.mark.usefixtures('shared_data')
+
 WHOLE = SHARED_DATA / 'faces' / 'whole'
 NEGATIVE = SHARED_DATA / 'faces' / 'negative'
 DETECT = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'progress': False}

@@ -149,19 +149,37 @@ def read_checkpoint(path):
 
 
 def _signature_defaults(cls):
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    """Keyword defaults of an arch's constructor, including those a subclass passes on through ``**kwargs``.
+
+    ``FaceRCAN(*args, input_skip=False, **kwargs)`` hands the rest to ``RCAN``: its defaults (``upscale``...)
+    count too. The walk stops at the first class whose constructor takes no ``**kwargs`` (or at ``nn.Module``).
+    """
+    defaults = {}
+    for klass in inspect.getmro(cls) if inspect.isclass(cls) else (cls,):
+        if klass in (torch.nn.Module, object):
+            break
+        if inspect.isclass(klass) and '__init__' not in vars(klass):
+            continue
+        try:
+            params = inspect.signature(klass).parameters
+        except (TypeError, ValueError):
+            break
+        for k, p in params.items():
+            if p.default is not inspect.Parameter.empty:
+                defaults.setdefault(k, p.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            break
+    return defaults
 
 
 def describe_arch(arch_opt, cls, scale=None, lq_size=None):
     """Sizes of an SR arch: the LR input side, the scale and the output side.
 
     Archs with an ``out_size`` (DFDNet-style, which work at the output size) produce that size from any input;
-    their scale is ``scale`` (stored or given) or :data:`DEFAULT_SCALE`. Archs with ``upscale`` / ``scale``
-    (RCAN, SRFBN) are fully convolutional: the LR side is ``lq_size`` (default :data:`DEFAULT_LQ_SIZE`).
+    their scale is ``scale`` (stored or given) or :data:`DEFAULT_SCALE`. Archs with an ``out_size`` and a
+    ``scale`` (``LiteFaceStudent``) take exactly ``out_size / scale``: their own ``scale`` decides, and a
+    different stored or given one is refused. Archs with only ``upscale`` / ``scale`` (RCAN, SRFBN) are fully
+    convolutional: the LR side is ``lq_size`` (default :data:`DEFAULT_LQ_SIZE`).
 
     Returns:
         dict: ``type``, ``scale``, ``lq_size``, ``out_size``, ``needs_boxes``.
@@ -173,7 +191,16 @@ def describe_arch(arch_opt, cls, scale=None, lq_size=None):
     type_ = arch_opt['type']
     if 'out_size' in opt:
         out_size = int(opt['out_size'])
-        scale = int(scale or getattr(cls, 'scale', None) or DEFAULT_SCALE)
+        arch_scale = opt.get('upscale', opt.get('scale'))
+        if arch_scale is not None:  # LiteFaceStudent: built for one scale
+            if scale is not None and int(scale) != int(arch_scale):
+                raise CheckpointError(
+                    f'{type_}: the checkpoint or option file says scale {scale} but the arch is built for '
+                    f'x{arch_scale} (out_size {out_size})'
+                )
+            scale = int(arch_scale)
+        else:
+            scale = int(scale or getattr(cls, 'scale', None) or DEFAULT_SCALE)
         lq_size = int(lq_size or out_size // scale)
     elif 'upscale' in opt or 'scale' in opt:
         arch_scale = opt.get('upscale', opt.get('scale'))
