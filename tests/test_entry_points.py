@@ -21,7 +21,7 @@ import yaml
 from .conftest import run_python
 
 OUR_NAMES = {
-    'arch': {'DFDNetTeacher', 'DFDNetStudent', 'FeatureMapDiscriminator', 'SRFBN'},
+    'arch': {'DFDNetTeacher', 'DFDNetStudent', 'LiteFaceStudent', 'FeatureMapDiscriminator', 'SRFBN', 'FaceRCAN'},
     'dataset': {'FaceSRDataset'},
     'loss': {'VGG19PerceptualLoss'},
     'model': {'FaceSRModel', 'FaceSRGANModel', 'DictDistillModel'},
