@@ -3,7 +3,7 @@
 Every variant is a shipped recipe (``Student w/o KD``, ``Student``, ``Student (KD+)``) with a few options
 changed; each is compared with its **matched control**, the student without KD from the same initialisation
 (random, or the trained teacher with its dictionary path dropped) for the same iterations and seed: only the
-difference to that control is the distillation's. ``scripts/distill_ablation.py`` is the CLI.
+difference to that control is the distillation's. ``facesr-kd-ablation`` (:func:`run_ablation`) is the CLI.
 """
 
 import copy
@@ -13,7 +13,16 @@ import math
 import os
 import statistics
 
-from facesr_kd.recipes import latest_checkpoint, make_test_options, make_train_options
+from facesr_kd.recipes import (
+    PRESETS,
+    describe_preset,
+    latest_checkpoint,
+    make_test_options,
+    make_train_options,
+    write_yaml,
+)
+from facesr_kd.reproduce import Runner, random_vgg_file, reproduce_table1
+from facesr_kd.table1 import BICUBIC, baseline_rows
 
 # name -> base recipe (a row of recipes.METHODS), initialisation, `train: distill:` overrides, region D, text, and
 # the adversarial weight when it differs from the recipe's (0: no adversarial term).
@@ -217,3 +226,95 @@ def write_ablation_table(rows, out_prefix, bicubic=None, teacher=None, note='', 
         for r in rows:
             writer.writerow({k: r[k] for k in fields})
     return markdown
+
+
+def read_teacher(work_dir):
+    """The teacher's test metrics in an ablation work folder, or None."""
+    path = os.path.join(work_dir, 'results', 'test_teacher_vggface2', 'metrics.json')
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return next(iter(json.load(f).values()))['metrics']
+
+
+def run_ablation(
+    preset_name='ablation',
+    faces=None,
+    aligned=False,
+    work_dir=None,
+    seeds=(0, 1),
+    variants=None,
+    random_vgg=False,
+    vgg_weights=None,
+    device='cpu',
+    table_only=False,
+):
+    """Train and test every variant for every seed (each skipped when done) and write the ablation table.
+
+    Stages: the preset's data, dictionary and teacher (through :func:`facesr_kd.reproduce.reproduce_table1`),
+    then one student run and its test per seed and variant; the table (Markdown + CSV) is rewritten as results
+    come in.
+
+    Args:
+        preset_name (str): A key of :data:`facesr_kd.recipes.PRESETS`.
+        faces (str | None): Aligned face photos (default: the offline demo set).
+        aligned (bool): ``faces`` are FFHQ-aligned crops.
+        work_dir (str | None): Where everything goes (default: ``runs/<preset>``).
+        seeds (list[int]): Seeds of the student runs.
+        variants (list[str] | None): Keys of :data:`VARIANTS` (default: all).
+        random_vgg (bool): One fixed random VGG19 (labelled).
+        vgg_weights (str | None): ImageNet ``vgg19-dcbb9e9d.pth``.
+        device (str): ``'cpu'`` or ``'cuda'``.
+        table_only (bool): Train nothing: tabulate the runs already done.
+
+    Returns:
+        dict: ``{variant: {seed: result}}`` of the runs that finished.
+    """
+    variants = list(variants or VARIANTS)
+    work_dir = os.path.abspath(work_dir or os.path.join('runs', f'{preset_name}'))
+    base = dict(
+        preset=preset_name, work_dir=work_dir, methods=['Teacher'], faces=faces, aligned=aligned,
+        random_vgg=random_vgg, vgg_weights=vgg_weights, device=device,
+    )  # fmt: skip
+    if not table_only:
+        reproduce_table1(**base)
+    preset = PRESETS[preset_name]
+    data = {s: os.path.join(work_dir, 'data', s) for s in ('train', 'test')}
+    data['name'] = os.path.basename(os.path.normpath(faces)) if faces else 'demo'
+    vgg_file = random_vgg_file(work_dir) if random_vgg else vgg_weights
+    if vgg_file is None:
+        from facesr_kd.archs.vgg19 import default_vgg19_path
+
+        vgg_file = default_vgg19_path()
+    dict_path = os.path.join(work_dir, f'dictionary_k{preset["num_atoms"]}_{preset["size"]}.pth')
+    runner = Runner(work_dir)
+    opt_dir = os.path.join(work_dir, 'options')
+    results = {v: {} for v in variants}
+    bicubic = next(r for r in baseline_rows(os.path.join(data['test'], 'lr_x8'), os.path.join(data['test'], 'hr'))
+                   if r['method'] == BICUBIC)  # fmt: skip
+    teacher = read_teacher(work_dir)
+    table = ''
+    for seed in seeds:
+        for variant in variants:
+            train, test = variant_options(
+                variant, seed, preset, work_dir, data, vgg_file, dict_path, device, lpips_random=random_vgg
+            )
+            if read_result(work_dir, variant, seed) is None and not table_only:
+                ckpt = os.path.join(work_dir, 'experiments', train['name'], 'models', 'net_g_latest.pth')
+                if not os.path.exists(ckpt):
+                    opt_file = write_yaml(train, os.path.join(opt_dir, f'{train["name"]}.yml'))
+                    runner.run(['-m', 'facesr_kd.train', '-opt', opt_file, '--auto_resume'], f'train {train["name"]}')
+                opt_file = write_yaml(test, os.path.join(opt_dir, f'{test["name"]}.yml'))
+                runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {train["name"]}')
+            result = read_result(work_dir, variant, seed)
+            if result is None:
+                continue
+            results[variant][seed] = result
+            # Write the table as results come in: a run cut short still leaves what it measured.
+            table = write_ablation_table(
+                summarize(results, bicubic), os.path.join(work_dir, 'ablation'), bicubic, teacher,
+                note=f'{describe_preset(preset_name)} Seeds: {seeds}.', lpips_valid=not random_vgg,
+            )  # fmt: skip
+    print(table)
+    print(f'table: {os.path.join(work_dir, "ablation")}.md / .csv, commands: {runner.log}')
+    return results

@@ -1,7 +1,7 @@
 """Face super-resolution of real photos: detect, align, super-resolve, paste back.
 
-:class:`FaceSRRestorer` is the Python API behind ``scripts/inference_facesr.py``, shaped like GFPGAN's
-``GFPGANer``: ``enhance(img, aligned=..., only_center_face=..., paste_back=...)`` returns
+:class:`FaceSRRestorer` and :func:`restore_paths` are the Python API behind ``facesr-kd-infer``, shaped like
+GFPGAN's ``GFPGANer``: ``enhance(img, aligned=..., only_center_face=..., paste_back=...)`` returns
 ``(cropped_faces, restored_faces, restored_img)``.
 
 Pipeline for a whole photo:
@@ -32,14 +32,16 @@ refused with a message (lower ``upscale``).
 import os
 import time
 
-from facesr_kd.archs.dfdnet_blocks import bake_spectral_norm
+from facesr_kd.archs.arch_util import bake_spectral_norm
 from facesr_kd.face import align
 from facesr_kd.face.components import boxes_from_landmarks5, template_boxes
+from facesr_kd.face.image_io import ImageReadError, output_extension, read_image, write_image
 from facesr_kd.utils.checkpoint import load_sr_network
 
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 BG_UPSAMPLERS = ('none', 'bicubic', 'realesrgan')
 BOX_SOURCES = ('detect', 'template')
@@ -72,7 +74,7 @@ def prepare_network(net, device='cpu', arch_type=None, channels_last=None):
     """Put a network in its cheapest correct inference form, in place.
 
     Eval mode, no gradients, every spectral-norm parametrization baked into a plain weight
-    (:func:`facesr_kd.archs.dfdnet_blocks.bake_spectral_norm`: in eval mode spectral norm would recompute
+    (:func:`facesr_kd.archs.arch_util.bake_spectral_norm`: in eval mode spectral norm would recompute
     ``W / sigma`` on every call), moved to ``device``, and channels-last where that measured faster. Run it
     under ``torch.inference_mode()``, with inputs in the same memory format (:func:`to_memory_format`).
 
@@ -476,3 +478,148 @@ class FaceSRRestorer:
         elif in_dtype == np.uint8:
             out = _to_uint8(out)
         return out
+
+
+def list_inputs(path):
+    """A file, or every non-hidden file of a folder (sorted); non-images are reported and skipped later."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f'input {path} does not exist')
+    names = sorted(n for n in os.listdir(path) if not n.startswith('.'))
+    return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+
+
+def to_bgr8(img):
+    """An 8-bit, 3-channel copy of a BGR[A] (uint8, or float32 in [0, 255]) or gray image, for pictures."""
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    img = img[..., :3]
+    return img if img.dtype == np.uint8 else np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def before_after_row(before, after, width):
+    """``before | after`` side by side, resized to ``width`` (area filter when shrinking)."""
+    before = cv2.resize(to_bgr8(before), after.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+    row = np.hstack([before, to_bgr8(after)])
+    height = max(int(round(row.shape[0] * width / row.shape[1])), 1)
+    interp = cv2.INTER_AREA if width < row.shape[1] else cv2.INTER_CUBIC
+    return cv2.resize(row, (width, height), interpolation=interp)
+
+
+def output_names(paths):
+    """The output stem of each input: its file name without extension, plus ``_<ext>`` where two inputs share a
+    stem (``a.tif`` and ``a.webp`` become ``a_tif`` and ``a_webp``), so no result overwrites another."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    counts = {s: stems.count(s) for s in stems}
+    names = {}
+    for path, stem in zip(paths, stems):
+        ext = os.path.splitext(path)[1].lstrip('.').lower()
+        names[path] = f'{stem}_{ext}' if counts[stem] > 1 and ext else stem
+    return names
+
+
+def restore_paths(
+    restorer,
+    paths,
+    output,
+    aligned=False,
+    only_center_face=False,
+    ext='auto',
+    suffix=None,
+    before_after=None,
+    before_after_width=1024,
+):
+    """Restore every image of ``paths`` and write the results under ``output``, like GFPGAN's inference script.
+
+    A file that cannot be read, restored or written is reported and skipped; the batch goes on. Writes
+    ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and (whole photos) ``restored_imgs/`` under ``output``.
+
+    Args:
+        restorer (FaceSRRestorer): The restorer.
+        paths (list[str]): Input images (see :func:`list_inputs`).
+        output (str): Output folder.
+        aligned (bool): The inputs are aligned face crops.
+        only_center_face (bool): Restore only the face nearest the centre.
+        ext (str): Extension of the whole photos: ``'auto'`` (the input's, PNG where OpenCV cannot write it),
+            ``'png'``, ``'jpg'``...
+        suffix (str | None): Suffix of the restored faces and photos.
+        before_after (str | None): Also write one PNG of "input (bicubic) | result" rows there.
+        before_after_width (int): Width of that picture.
+
+    Returns:
+        dict: ``faces`` (faces per restored input), ``no_face``, ``skipped`` (path -> reason), ``outputs``
+        (input -> written photo) and the detection / super-resolution / box times in seconds.
+    """
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise NotADirectoryError(f'output {output} is a file, not a folder: pass another -o')
+    if before_after and os.path.isdir(before_after):
+        raise IsADirectoryError(f'--before-after {before_after} is a folder: give a .png file name')
+    summary = {'faces': {}, 'no_face': [], 'skipped': {}, 'outputs': {}, 'boxes_s': 0.0, 'sr_s': 0.0, 'detect_s': 0.0}
+    suffix = f'_{suffix}' if suffix else ''
+    rows = []
+    start = time.perf_counter()
+    names = output_names(paths)
+    for path in tqdm(paths, desc='photos', unit='img', disable=len(paths) < 2):
+        name, in_ext = names[path], os.path.splitext(path)[1]
+        try:
+            img, alpha, img_info = read_image(path)
+            arr = img if alpha is None else np.dstack([img, alpha])
+            cropped, restored, restored_img = restorer.enhance(
+                arr, aligned=aligned, only_center_face=only_center_face, paste_back=True
+            )
+            for idx, (lq, face) in enumerate(zip(cropped, restored)):
+                tag = f'{name}_{idx:02d}'
+                write_image(os.path.join(output, 'cropped_faces', f'{tag}.png'), lq)
+                write_image(os.path.join(output, 'restored_faces', f'{tag}{suffix}.png'), face)
+                up = cv2.resize(lq, face.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+                write_image(os.path.join(output, 'cmp', f'{tag}.png'), np.hstack([up, face]))
+            if restored_img is not None:
+                out_ext = output_extension(in_ext if ext == 'auto' else ext)
+                if restored_img.ndim == 3 and restored_img.shape[2] == 4:
+                    out_ext = 'png'
+                color = 'gray' if img_info['color'] in ('gray', 'gray_alpha') and alpha is None else 'bgr'
+                out_path = os.path.join(output, 'restored_imgs', f'{name}{suffix}.{out_ext}')
+                write_image(out_path, restored_img, img_info['bit_depth'], color)
+                summary['outputs'][path] = out_path
+        except ImageReadError as err:
+            tqdm.write(f'skip {path}: {err}')
+            summary['skipped'][path] = str(err)
+            continue
+        except Exception as err:  # noqa: BLE001  (bad input is reported and skipped, never fatal to a batch)
+            tqdm.write(f'skip {path}: {type(err).__name__}: {err}')
+            summary['skipped'][path] = f'{type(err).__name__}: {err}'
+            continue
+        stats = restorer.last_stats
+        for key in ('boxes_s', 'sr_s', 'detect_s'):
+            summary[key] += stats[key]
+        summary['faces'][path] = len(restored)
+        if not restored:
+            summary['no_face'].append(path)
+            tqdm.write(f'{path}: no face found; saving the photo upscaled x{restorer.upscale} only')
+        elif stats['box_fallbacks']:
+            tqdm.write(f'{path}: landmarks not found on {stats["box_fallbacks"]} face(s); used template boxes')
+        if before_after:
+            if restored_img is not None:
+                rows.append(before_after_row(arr, restored_img, before_after_width))
+            else:  # faces: at most their own size
+                width = min(before_after_width, 2 * restorer.out_size)
+                rows.extend(before_after_row(lq, face, width) for lq, face in zip(cropped, restored))
+
+    if before_after and rows:
+        write_image(before_after, np.vstack(rows), png_compression=9)
+        size = os.path.getsize(before_after)
+        print(f'before/after picture: {before_after} ({size / 1e6:.2f} MB)')
+    done = len(summary['faces'])
+    total_faces = sum(summary['faces'].values())
+    print(
+        f'{done}/{len(paths)} inputs, {total_faces} faces, {len(summary["no_face"])} without a face, '
+        f'{len(summary["skipped"])} skipped, in {time.perf_counter() - start:.1f} s '
+        f'(detection {summary["detect_s"]:.1f} s, super-resolution {summary["sr_s"]:.1f} s). Results in {output}'
+    )
+    if restorer.needs_boxes and total_faces:
+        print(
+            f'teacher component boxes ({restorer.box_source}): {summary["boxes_s"]:.2f} s for {total_faces} faces '
+            f'({1000 * summary["boxes_s"] / total_faces:.1f} ms/face)'
+        )
+    return summary

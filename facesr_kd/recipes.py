@@ -8,6 +8,8 @@ benchmark exercise exactly the recipes that ship. ``scripts/reproduce_table1.py`
 import copy
 import os
 
+from facesr_kd.utils.files import write_text
+
 import yaml
 
 # Row label -> (train option file, test option file, model kind). Table 1's order of training: the teacher first.
@@ -143,14 +145,47 @@ def describe_preset(name):
 
 
 def options_dir():
-    """The shipped ``options/`` folder of the source checkout."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options')
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f'{path} not found: the recipes read the option files of a source checkout '
-            '(git clone the project and pip install -e . there).'
-        )
-    return path
+    """The shipped option files: ``facesr_kd/options`` inside the installed package (``options/`` of a checkout
+    links to it)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'options')
+
+
+def shipped_option_files():
+    """Every shipped option file, relative to :func:`options_dir` (``train_*.yml``, ``test/*.yml``...), sorted."""
+    root = options_dir()
+    found = []
+    for folder, _, files in os.walk(root):
+        found += [os.path.relpath(os.path.join(folder, f), root) for f in files if f.endswith('.yml')]
+    return sorted(found)
+
+
+def copy_options(dest, overwrite=False):
+    """Copy the shipped option files into ``dest/`` (keeping ``test/``), so that ``-opt options/<file>.yml``
+    works from there with a pip-installed package.
+
+    Args:
+        dest (str): Target folder (created).
+        overwrite (bool): Replace files that differ; otherwise they are kept (a user's edits are never lost).
+
+    Returns:
+        tuple[list[str], list[str]]: The files written and the ones kept because they differ, relative to ``dest``.
+    """
+    written, kept = [], []
+    for rel in shipped_option_files():
+        src, dst = os.path.join(options_dir(), rel), os.path.join(dest, rel)
+        with open(src, encoding='utf-8') as f:
+            text = f.read()
+        if os.path.exists(dst):
+            with open(dst, encoding='utf-8') as f:
+                same = f.read() == text
+            if same:
+                continue
+            if not overwrite:
+                kept.append(rel)
+                continue
+        write_text(dst, text)
+        written.append(rel)
+    return written, kept
 
 
 def load_yaml(path):
@@ -159,8 +194,7 @@ def load_yaml(path):
 
 
 def write_yaml(opt, path):
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
+    write_text(path, yaml.safe_dump(opt, sort_keys=False))
     return path
 
 

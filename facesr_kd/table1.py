@@ -1,7 +1,7 @@
 """The paper's Table 1 (Markdown + CSV) and Figure 1 from test results, with the bicubic baselines.
 
 Reads ``results/<test name>/metrics.json`` written by ``python -m facesr_kd.test`` (``FaceSRModel``) and the SR
-faces saved under ``results/<test name>/visualization/<dataset>/``. ``scripts/make_table1.py`` is its CLI.
+faces saved under ``results/<test name>/visualization/<dataset>/``. ``facesr-kd-table1`` is its CLI.
 """
 
 import csv
@@ -205,6 +205,12 @@ def _zooms(img, boxes, size):
         x1, y1, x2, y2 = np.round(boxes[idx]).astype(int)
         crops.append(cv2.resize(img[y1:y2, x1:x2], (size // 2, size // 2), interpolation=cv2.INTER_NEAREST))
     return np.concatenate(crops, axis=1)
+
+
+def figure_faces(gt_dir, faces):
+    """Faces for Figure 1: each of ``faces`` is an image stem of ``gt_dir`` or an index into its sorted stems."""
+    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(gt_dir))
+    return [stems[int(f)] if f.isdigit() and int(f) < len(stems) and f not in stems else f for f in faces]
 
 
 def draw_figure(results_root, face_names, lr_dir, gt_dir, out_path, names=None, dataset=None, size=256):

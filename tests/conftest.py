@@ -1,6 +1,5 @@
 """Shared fixtures. Real faces are read in place from ``../shared/data`` (never copied into the project)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -98,16 +97,6 @@ def paired_faces(tmp_path_factory, shared_data):
             cv2.imwrite(str(lr_dir / f'{p.stem}.png'), (lr.clip(0, 1) * 255).round().astype('uint8'))
         out[f'{name}_hr'], out[f'{name}_lr'] = str(hr_dir), str(lr_dir)
     return out
-
-
-def load_script(name):
-    """Import ``scripts/<name>.py`` once, as module ``name`` (worker processes find their functions by that name)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'scripts' / f'{name}.py')
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""scripts/build_dictionary.py on real faces (ffhq256 train ids), loaded by the teacher.
+"""facesr-kd-dictionary on real faces (ffhq256 train ids), loaded by the teacher.
 
 The encoder has RANDOM VGG19 weights (``--vgg-random``, asked for explicitly: the ImageNet weights are not
 available offline), so these dictionaries only exercise the code path.
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import FFHQ256, load_script
+from .conftest import FFHQ256
 
 # Every test here reads the staged faces or detector weights in ../shared/data.
 pytestmark = pytest.mark.usefixtures('shared_data')
@@ -24,7 +24,9 @@ SIZE, K = 64, 4
 
 @pytest.fixture(scope='module')
 def script():
-    return load_script('build_dictionary')
+    from facesr_kd import dictionary
+
+    return dictionary
 
 
 def test_cli_builds_a_dictionary_the_teacher_loads(script, tmp_path, capsys):
@@ -54,7 +56,9 @@ def test_cli_builds_a_dictionary_the_teacher_loads(script, tmp_path, capsys):
         'cpu',
         '--no-progress',
     ]
-    script.main(script.parse_args(argv))
+    from facesr_kd.cli import dictionary as dictionary_cli
+
+    assert dictionary_cli.main(argv) == 0
     assert 'RANDOM weights' in capsys.readouterr().err
     data = torch.load(out, weights_only=True)
     assert data['out_size'] == SIZE and data['num_atoms'] == K and data['num_faces'] == 8

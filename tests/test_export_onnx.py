@@ -1,4 +1,4 @@
-"""scripts/export_onnx.py: the student to ONNX with a dynamic batch, checked against PyTorch with onnxruntime.
+"""facesr-kd-export-onnx: the student to ONNX with a dynamic batch, checked against PyTorch with onnxruntime.
 
 The student is tiny (out_size 64, num_feat 8) with random weights and a random VGG19 encoder passed explicitly
 (``vgg_pretrained=False``): the test checks the export, not any quality.
@@ -6,15 +6,13 @@ The student is tiny (out_size 64, num_feat 8) with random weights and a random V
 
 import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
+from facesr_kd.cli import export_onnx as export_cli
+from facesr_kd.export import export_onnx
 from facesr_kd.utils.checkpoint import save_sr_checkpoint
 
 import numpy as np
 import pytest
 import torch
-
-from .conftest import load_script
-
-export_script = load_script('export_onnx')
 
 
 def test_student_onnx_matches_pytorch(tmp_path, capsys):
@@ -25,7 +23,7 @@ def test_student_onnx_matches_pytorch(tmp_path, capsys):
     ckpt = tmp_path / 'student.pth'
     save_sr_checkpoint(str(ckpt), net, {'type': 'DFDNetStudent', 'out_size': 64, 'num_feat': 8}, scale=8)
     out = tmp_path / 'student.onnx'
-    export_script.main(export_script.parse_args(['--model', str(ckpt), '-o', str(out), '--check']))
+    assert export_cli.main(['--model', str(ckpt), '-o', str(out), '--check']) == 0
     printed = capsys.readouterr().out
     assert 'at batch 1: max abs difference' in printed and 'at batch 3: max abs difference' in printed
 
@@ -50,4 +48,4 @@ def test_teacher_not_exported(tmp_path):
         needs_boxes = True
 
     with pytest.raises(ValueError, match='needs component boxes'):
-        export_script.export_onnx(Teacher(), 32, str(tmp_path / 't.onnx'))
+        export_onnx(Teacher(), 32, str(tmp_path / 't.onnx'))

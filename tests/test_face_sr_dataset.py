@@ -15,13 +15,14 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .conftest import FACEXLIB_WEIGHTS, ffhq_ids, load_script
+from .conftest import FACEXLIB_WEIGHTS, ffhq_ids
 
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory, shared_data):
     """Six FFHQ test faces prepared with detected five-point boxes, on disk and in LMDB."""
-    prep = load_script('prepare_vggface2')
+    from facesr_kd.data import prepare as prep
+
     root = tmp_path_factory.mktemp('prepared')
     src = root / 'in'
     src.mkdir()

@@ -1,4 +1,4 @@
-"""Inference on real photos: scripts/inference_facesr.py and facesr_kd.inference.FaceSRRestorer.
+"""Inference on real photos: facesr-kd-infer and facesr_kd.inference.FaceSRRestorer.
 
 Photos are read in place from ``../shared/data/faces`` (symlinked into temporary folders, never copied into the
 project); detection uses the staged facexlib RetinaFace mobilenet0.25 weights, offline.
@@ -16,6 +16,7 @@ from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
 from facesr_kd.archs.dfdnet_teacher_arch import DFDNetTeacher
 from facesr_kd.archs.face_rcan_arch import FaceRCAN
 from facesr_kd.archs.lite_student_arch import LiteFaceStudent
+from facesr_kd.cli import inference as cli
 from facesr_kd.inference import FaceSRRestorer, ImageTooLargeError, prepare_network, to_memory_format
 from facesr_kd.utils.checkpoint import load_sr_network, save_sr_checkpoint
 
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
-from .conftest import FACEXLIB_WEIGHTS, README_COUNTS, SHARED_DATA, load_script
+from .conftest import FACEXLIB_WEIGHTS, README_COUNTS, SHARED_DATA
 
 # Every test here reads the staged faces or detector weights in ../shared/data.
 pytestmark = pytest.mark.usefixtures('shared_data')
@@ -34,9 +35,6 @@ pytestmark = pytest.mark.usefixtures('shared_data')
 FACES = SHARED_DATA / 'faces'
 DET = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'offline': True, 'device': 'cpu'}
 DET_ARGS = ['--det-model', 'retinaface_mobile0.25', '--model-root', str(FACEXLIB_WEIGHTS), '--offline']
-
-
-cli = load_script('inference_facesr')
 
 
 class BicubicX8(torch.nn.Module):
@@ -121,7 +119,7 @@ def whole_run(tmp_path_factory, student_ckpt):
     out = root / 'out'
     extra = ['--upscale', '2', '--before-after', str(out / 'before_after.png'), '--before-after-width', '600']
     args = cli.parse_args(['-i', str(inputs), '-o', str(out), '--model', student_ckpt, *extra, *DET_ARGS])
-    summary = cli.main(args)
+    summary = cli.run(args)
     return inputs, out, summary
 
 
@@ -174,7 +172,7 @@ def test_cli_bad_input_reported_not_fatal(whole_run):
 def test_cli_no_face_message(tmp_path, student_ckpt, capsys):
     args = cli.parse_args(['-i', str(FACES / 'negative' / 'skimage_coffee.png'), '-o', str(tmp_path), '--model',
                            student_ckpt, *DET_ARGS])  # fmt: skip
-    summary = cli.main(args)
+    summary = cli.run(args)
     assert 'no face found' in capsys.readouterr().out
     assert summary['faces'] == {str(FACES / 'negative' / 'skimage_coffee.png'): 0}
     assert cv2.imread(str(tmp_path / 'restored_imgs' / 'skimage_coffee.png')).shape == (800, 1200, 3)
@@ -186,7 +184,7 @@ def test_cli_aligned_real_lq(tmp_path, student_ckpt):
     # No detector is needed for aligned faces: an empty --model-root must not matter.
     args = cli.parse_args(['-i', str(inputs), '-o', str(tmp_path / 'out'), '--model', student_ckpt, '--aligned',
                            '--suffix', 'sr', '--model-root', str(tmp_path), '--offline'])  # fmt: skip
-    summary = cli.main(args)
+    summary = cli.run(args)
     assert sum(summary['faces'].values()) == 3 and not summary['skipped']
     for n in names:
         stem = os.path.splitext(n)[0]
@@ -199,7 +197,7 @@ def test_cli_missing_detector_weights(tmp_path, student_ckpt):
     det = ['--det-model', 'retinaface_mobile0.25', '--model-root', str(tmp_path), '--offline']
     args = cli.parse_args(['-i', str(FACES / 'negative'), '-o', str(tmp_path / 'out'), '--model', student_ckpt, *det])
     with pytest.raises(SystemExit) as err:
-        cli.main(args)
+        cli.run(args)
     msg = str(err.value)
     assert 'detection_mobilenet0.25_Final.pth' in msg and str(tmp_path) in msg and '--model-root' in msg
     assert 'https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_mobilenet0.25_Final.pth' in msg
@@ -209,7 +207,7 @@ def test_cli_wrong_scale_checkpoint_refused(tmp_path, student_ckpt):
     args = cli.parse_args(['-i', str(FACES / 'negative'), '-o', str(tmp_path), '--model', student_ckpt, '--scale',
                            '4', *DET_ARGS])  # fmt: skip
     with pytest.raises(SystemExit, match=r'holds arch DFDNetStudent.*x8 \(32 -> 256\); expected x4'):
-        cli.main(args)
+        cli.run(args)
 
 
 @pytest.fixture(scope='module')

@@ -10,6 +10,9 @@ import os
 
 import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd.archs.lite_student_arch import LiteFaceStudent
+from facesr_kd.cli import export_onnx as export_onnx_cli
+from facesr_kd.cli import inference as cli
+from facesr_kd.export import export_onnx
 from facesr_kd.utils.checkpoint import CheckpointError, load_sr_network, save_sr_checkpoint
 
 import cv2
@@ -18,13 +21,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from .conftest import FACEXLIB_WEIGHTS, load_script
+from .conftest import FACEXLIB_WEIGHTS
 
 TINY = {'num_feat': 8, 'num_block': 1, 'feat_channels': 4}
 DET_ARGS = ['--det-model', 'retinaface_mobile0.25', '--model-root', str(FACEXLIB_WEIGHTS), '--offline']
-
-export_script = load_script('export_onnx')
-cli = load_script('inference_facesr')
 
 
 def lite(out_size=256, scale=8, perturb_to_rgb=False, seed=0, **kwargs):
@@ -135,14 +135,14 @@ def test_checkpoint_takes_its_scale_from_the_arch(tmp_path):
 @pytest.fixture(scope='module')
 def lite_onnx(tmp_path_factory):
     """A tiny x4 lite (128 from 32, perturbed ``to_rgb`` so the output is not just bicubic), its checkpoint and
-    its ONNX export with a dynamic batch, made once by scripts/export_onnx.py with ``--check``."""
+    its ONNX export with a dynamic batch, made once by facesr-kd-export-onnx with ``--check``."""
     pytest.importorskip('onnx')
     pytest.importorskip('onnxruntime')
     net = lite(128, 4, perturb_to_rgb=True)
     root = tmp_path_factory.mktemp('lite_onnx')
     ckpt, out = root / 'lite_x4.pth', root / 'lite_x4.onnx'
     save_sr_checkpoint(str(ckpt), net, arch_opt(net), scale=4)
-    export_script.main(export_script.parse_args(['--model', str(ckpt), '-o', str(out), '--scale', '4', '--check']))
+    assert export_onnx_cli.main(['--model', str(ckpt), '-o', str(out), '--scale', '4', '--check']) == 0
     return net, out
 
 
@@ -167,7 +167,7 @@ def test_onnx_dynamic_batch_matches_pytorch(lite_onnx):
 
 def test_export_refuses_another_input_size():
     with pytest.raises(ValueError, match=r'takes 32x32 inputs; cannot export it for lq_size 16'):
-        export_script.export_onnx(lite(128, 4), 16, os.devnull)
+        export_onnx(lite(128, 4), 16, os.devnull)
 
 
 @pytest.fixture(scope='module')
@@ -183,7 +183,7 @@ def lite_ckpt(tmp_path_factory):
 def test_inference_cli_whole_photo_with_lite_checkpoint(tmp_path, shared_data, lite_ckpt, capsys):
     photo = shared_data / 'faces' / 'whole' / 'codeformer_00.jpg'
     args = cli.parse_args(['-i', str(photo), '-o', str(tmp_path), '--model', lite_ckpt, '--upscale', '2', *DET_ARGS])
-    summary = cli.main(args)
+    summary = cli.run(args)
     assert 'LiteFaceStudent x8: faces 32 -> 256 on cpu, channels-last' in capsys.readouterr().out
     assert summary['faces'] == {str(photo): 4} and not summary['skipped']
     cropped = sorted(os.listdir(tmp_path / 'cropped_faces'))

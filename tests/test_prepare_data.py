@@ -1,4 +1,4 @@
-"""scripts/prepare_vggface2.py on the staged real photos: detection counts, alignment, boxes, bad files, resume."""
+"""facesr-kd-prepare on the staged real photos: detection counts, alignment, boxes, bad files, resume."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import FACEXLIB_WEIGHTS, FFHQ256, README_COUNTS, SHARED_DATA, ffhq_ids, load_script, run_python
+from .conftest import FACEXLIB_WEIGHTS, FFHQ256, README_COUNTS, SHARED_DATA, ffhq_ids, run_python
 
 # Every test here reads the staged faces or detector weights in ../shared/data.
 pytestmark = pytest.mark.usefixtures('shared_data')
@@ -22,11 +22,7 @@ NEGATIVE = SHARED_DATA / 'faces' / 'negative'
 DETECT = {'det_model': 'retinaface_mobile0.25', 'model_root': str(FACEXLIB_WEIGHTS), 'progress': False}
 
 
-def _load_script():
-    return load_script('prepare_vggface2')
-
-
-prep = _load_script()
+from facesr_kd.data import prepare as prep  # noqa: E402
 
 
 def _link(src_paths, folder):
@@ -206,7 +202,7 @@ def test_split_selection_and_vggface2_layout(tmp_path, shared_data):
 
 
 def test_cli_missing_model_stops_at_once(tmp_path, repo_root):
-    proc = run_python(['scripts/prepare_vggface2.py', '-i', str(WHOLE), '-o', str(tmp_path / 'out'), '--model-root',
+    proc = run_python(['-m', 'facesr_kd.cli.prepare', '-i', str(WHOLE), '-o', str(tmp_path / 'out'), '--model-root',
                        str(tmp_path), '--workers', '1'], cwd=repo_root, check=False)  # fmt: skip
     assert proc.returncode == 1
     assert 'detection_Resnet50_Final.pth' in proc.stdout

@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 
-from .conftest import FFHQ256, REPO_ROOT, run_python
+from .conftest import FFHQ256, run_python
 
 RECIPES = (
     'train_teacher_vggface2',
@@ -23,11 +23,11 @@ RECIPES = (
 
 
 def reproduce_smoke(work):
-    """``scripts/reproduce_table1.py --preset smoke`` on 8 train and 4 test faces of the staged FFHQ set."""
+    """``facesr-kd-reproduce --preset smoke`` on 8 train and 4 test faces of the staged FFHQ set."""
     # Table 1's five rows at 4 iterations each: the chain, not the figures (the preset itself adds the lite rows).
     args = ['--preset', 'smoke', '--faces', FFHQ256, '--aligned', '--work-dir', work, '--workers', '1', '--iters', '4']
     args += ['--methods', 'Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN']
-    return run_python([REPO_ROOT / 'scripts' / 'reproduce_table1.py', *args], cwd=work, timeout=900)
+    return run_python(['-m', 'facesr_kd.cli.reproduce', *args], cwd=work, timeout=900)
 
 
 @pytest.fixture(scope='module')
@@ -106,7 +106,7 @@ def test_distillation_recipe_runs_through_basicsrs_own_entry_point(smoke_run, st
 
 def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp_path):
     proc = run_python(
-        [REPO_ROOT / 'scripts' / 'reproduce_table1.py', '--preset', 'smoke', '--work-dir', tmp_path, '--dry-run'],
+        ['-m', 'facesr_kd.cli.reproduce', '--preset', 'smoke', '--work-dir', tmp_path, '--dry-run'],
         cwd=tmp_path,
     )
     assert 'offline demo set' in proc.stdout

@@ -16,6 +16,7 @@ import os
 from collections import OrderedDict
 
 from facesr_kd.face.components import COMPONENTS, template_sizes
+from facesr_kd.utils.files import torch_save
 
 import torch
 import torch.nn.functional as F
@@ -225,10 +226,7 @@ def save_dictionary(path, atoms, out_size, **meta):
         **meta,
     }
     check_dictionary(data, out_size, num_atoms, source=path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    torch_save(data, path)
     return data
 
 

@@ -275,25 +275,3 @@ class DictionaryTransfer(nn.Module):
             residual = residual + torch.stack(patches)
             count = count + box_masks(fb, height, width).to(feat.device, feat.dtype)
         return feat + residual / count.clamp(min=1), chosen_idx
-
-
-def bake_spectral_norm(net):
-    """Replace every spectral-norm parametrization by its current weight, in place, for deployment.
-
-    In eval mode spectral norm recomputes ``W / sigma`` from fixed vectors on every call; baking computes it
-    once. The network then holds plain weights (it can no longer be trained with spectral norm).
-
-    Args:
-        net (nn.Module): Any network.
-
-    Returns:
-        nn.Module: ``net``.
-    """
-    from torch.nn.utils import parametrize
-
-    with torch.no_grad():
-        for module in list(net.modules()):
-            if parametrize.is_parametrized(module):
-                for name in list(module.parametrizations):
-                    parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return net

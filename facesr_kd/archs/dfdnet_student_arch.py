@@ -4,6 +4,7 @@ from facesr_kd.archs.arch_util import upsample_input
 from facesr_kd.archs.component_dictionary import LEVEL_CHANNELS, LEVELS
 from facesr_kd.archs.dfdnet_blocks import DFDNetDecoder
 from facesr_kd.archs.vgg19 import VGG19Features
+from facesr_kd.utils.checkpoint import strip_module_prefix
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
@@ -86,7 +87,7 @@ class DFDNetStudent(nn.Module):
                         f'{source}: a teacher with {key}={theirs!r} cannot initialise a student with {key}={mine!r}; '
                         f"set the student's `{key}` to {theirs!r} or start from another checkpoint."
                     )
-        state = {k.removeprefix('module.'): v for k, v in state.items()}
+        state = strip_module_prefix(state)
         dropped = sorted(k for k in state if k.startswith(self.TEACHER_ONLY_PREFIXES))
         self.load_state_dict({k: v for k, v in state.items() if k not in dropped}, strict=True)
         get_root_logger().info(

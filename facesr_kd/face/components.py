@@ -7,7 +7,8 @@ half-size ``max(max(x-range, y-range) / 2, 16)`` at 512 scale, scaled with the f
 """
 
 import json
-import os
+
+from facesr_kd.utils.files import write_json
 
 import numpy as np
 
@@ -155,10 +156,7 @@ def save_boxes_file(path, boxes, size, source):
         'components': list(COMPONENTS),
         'boxes': {k: np.round(np.asarray(v, dtype=np.float64), 3).tolist() for k, v in sorted(boxes.items())},
     }
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    write_json(path, data)
 
 
 def load_boxes_file(path):

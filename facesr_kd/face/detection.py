@@ -12,6 +12,8 @@ and landmarks are scaled back to the photo's pixels.
 
 import os
 
+from facesr_kd.utils.checkpoint import load_file, strip_module_prefix
+
 import cv2
 import numpy as np
 import torch
@@ -93,8 +95,7 @@ def build_detector(det_model='retinaface_resnet50', model_root=None, device='cpu
 
         return init_detection_model(det_model, half=False, device=device, model_rootpath=model_root)
     path = detector_weights_path(det_model, model_root)
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = strip_module_prefix(load_file(path))
     model = RetinaFace(network_name=DET_MODELS[det_model]['network'], half=False, device=torch.device(device))
     model.load_state_dict(state, strict=True)
     return model.eval().to(device)

@@ -1,12 +1,18 @@
-"""Robust photo loading: grayscale, RGBA, 16-bit, EXIF orientation, and clear errors for bad files."""
+"""Robust photo loading (grayscale, RGBA, 16-bit, EXIF orientation, clear errors for bad files) and writing."""
 
 import io
 import os
+
+from facesr_kd.utils.files import write_bytes
 
 import cv2
 import numpy as np
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+# Formats that keep 16 bits per channel when written.
+SIXTEEN_BIT_EXTS = ('png', 'tif', 'tiff')
+# Extensions OpenCV writes; another one (none, .jfif, .gif...) is written as PNG.
+WRITABLE_EXTS = ('png', 'jpg', 'jpeg', 'bmp', 'webp', 'tif', 'tiff')
 
 
 class ImageReadError(ValueError):
@@ -140,3 +146,42 @@ def read_image(path):
         'orientation': orientation,
     }
     return img, alpha, info
+
+
+def output_extension(ext):
+    """The extension (no dot, lower case) to write an image as: ``ext`` if OpenCV writes it, else ``'png'``."""
+    ext = ext.lstrip('.').lower()
+    return ext if ext in WRITABLE_EXTS else 'png'
+
+
+def write_image(path, img, bit_depth=8, color='bgr', png_compression=None):
+    """Write an image atomically, in the input's layout: gray stays gray, 16-bit stays 16-bit where the format
+    allows it (PNG, TIFF); an alpha channel is dropped for JPEG.
+
+    Args:
+        path (str): Output file; its extension picks the format (see :func:`output_extension`).
+        img (ndarray): (H, W) or (H, W, 3|4) BGR[A], uint8 or float in [0, 255].
+        bit_depth (int): 8, or 16 to write 16-bit where the format allows it.
+        color (str): ``'bgr'``, or ``'gray'`` to write one channel.
+        png_compression (int | None): PNG compression level 0-9 (OpenCV's default when None).
+
+    Raises:
+        OSError: The image cannot be encoded or written (the message names the file).
+    """
+    if color == 'gray' and img.ndim == 3:
+        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
+    ext = os.path.splitext(path)[1].lower().lstrip('.')
+    if bit_depth == 16 and ext in SIXTEEN_BIT_EXTS:
+        img = np.clip(np.rint(img.astype(np.float32) * (65535.0 / 255.0)), 0, 65535).astype(np.uint16)
+    elif img.dtype != np.uint8:
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    if ext in ('jpg', 'jpeg') and img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression] if ext == 'png' and png_compression is not None else []
+    try:
+        ok, buf = cv2.imencode(f'.{ext}', img, params)
+    except cv2.error as err:
+        raise OSError(f'cannot encode {path} as .{ext}: {err}') from err
+    if not ok:
+        raise OSError(f'cannot encode {path} as .{ext}')
+    write_bytes(path, buf.tobytes())

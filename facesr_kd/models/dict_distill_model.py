@@ -1,6 +1,7 @@
 from facesr_kd.archs.component_dictionary import crop_resize, feature_boxes
 from facesr_kd.face.components import COMPONENTS
 from facesr_kd.models.face_srgan_model import FaceSRGANModel
+from facesr_kd.utils.checkpoint import load_file
 
 import torch
 import torch.nn.functional as F
@@ -177,7 +178,7 @@ class DictDistillModel(FaceSRGANModel):
     def _load_adapter(self):
         path = self.opt['path'].get('pretrain_network_g')
         if path is not None:
-            state = torch.load(path, map_location='cpu', weights_only=True)
+            state = load_file(path, mmap=True)
             if 'adapter' in state:
                 self.adapter.load_state_dict(state['adapter'])
                 get_root_logger().info(f'Loading the feature adapter from {path}.')

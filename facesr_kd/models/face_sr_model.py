@@ -4,7 +4,8 @@ import statistics
 import time
 from collections import OrderedDict
 
-from facesr_kd.utils.checkpoint import save_sr_checkpoint
+from facesr_kd.utils.checkpoint import load_file, save_sr_checkpoint
+from facesr_kd.utils.files import torch_save, write_json
 
 import torch
 from basicsr.models.sr_model import SRModel
@@ -39,7 +40,7 @@ class FaceSRModel(SRModel):
         bare = self.get_bare_model(net)
         teacher_keys = getattr(bare, 'TEACHER_ONLY_PREFIXES', None)
         if teacher_keys is not None and not getattr(bare, 'needs_boxes', False):
-            ckpt = torch.load(load_path, map_location='cpu', weights_only=True)
+            ckpt = load_file(load_path, mmap=True)  # mapped: a plain student checkpoint is read once more below
             arch = ckpt.get('arch') if isinstance(ckpt, dict) else None
             if isinstance(arch, dict) and arch.get('type') == 'DFDNetTeacher':
                 state = ckpt.get(param_key) or ckpt['params']
@@ -156,9 +157,7 @@ class FaceSRModel(SRModel):
             'latency_s_per_face': statistics.median(self.latencies) if self.latencies else None,
             'device': str(self.device),
         }
-        with open(f'{path}.tmp', 'w') as f:
-            json.dump(summary, f, indent=2)
-        os.replace(f'{path}.tmp', path)
+        write_json(path, summary, indent=2)
 
     @master_only
     def save_training_state(self, epoch, current_iter):
@@ -172,8 +171,7 @@ class FaceSRModel(SRModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
         }
         path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        torch.save(state, f'{path}.tmp')
-        os.replace(f'{path}.tmp', path)
+        torch_save(state, path)
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):

@@ -20,6 +20,8 @@ import glob
 import inspect
 import os
 
+from facesr_kd.utils.files import torch_save
+
 import torch
 import yaml
 
@@ -57,11 +59,16 @@ def _cpu_state(obj):
     if isinstance(obj, torch.nn.Module):
         obj = getattr(obj, 'module', obj)  # DataParallel / DistributedDataParallel
         obj = obj.state_dict()
-    return {_strip_module(k): v.detach().cpu() for k, v in obj.items()}
+    return {k: v.detach().cpu() for k, v in strip_module_prefix(obj).items()}
 
 
 def _strip_module(key):
     return key[len('module.') :] if key.startswith('module.') else key
+
+
+def strip_module_prefix(state):
+    """A state dict without the ``module.`` prefix that (Distributed)DataParallel adds to every key."""
+    return {_strip_module(k): v for k, v in state.items()}
 
 
 def save_sr_checkpoint(path, net, arch_opt, ema=None, scale=None, extra=None):
@@ -85,11 +92,7 @@ def save_sr_checkpoint(path, net, arch_opt, ema=None, scale=None, extra=None):
         state[key] = _cpu_state(module)
     if scale is not None:
         state['scale'] = int(scale)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f'{path}.tmp'
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    torch_save(state, path)
 
 
 def find_option_file(ckpt_path):
@@ -113,6 +116,34 @@ def find_option_file(ckpt_path):
     return max(candidates)[1] if candidates else None
 
 
+def load_file(path, mmap=False):
+    """``torch.load`` of a file without executing code from it (``weights_only``), onto the CPU.
+
+    Args:
+        path (str): The file.
+        mmap (bool): Map the file instead of reading it (cheap when only a few entries are looked at); a file in
+            the legacy format is read instead.
+
+    Raises:
+        FileNotFoundError: No such file.
+        CheckpointError: The file is not one that ``weights_only`` loading accepts.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    try:
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        except RuntimeError as err:
+            if not mmap or 'mmap' not in str(err):
+                raise
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError for code, RuntimeError for non-torch files
+        raise CheckpointError(
+            f'{path}: cannot be read as a weights-only checkpoint (tensors and plain values only; files that '
+            f'would run code are refused): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}'
+        ) from err
+
+
 def read_checkpoint(path):
     """Read a checkpoint without executing code from it.
 
@@ -124,15 +155,7 @@ def read_checkpoint(path):
         FileNotFoundError: No such file.
         CheckpointError: The file is not a checkpoint that ``weights_only`` loading accepts.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError for code, RuntimeError for non-torch files
-        raise CheckpointError(
-            f'{path}: cannot be read as a weights-only checkpoint (tensors and plain values only; files that '
-            f'would run code are refused): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}'
-        ) from err
+    ckpt = load_file(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path}: holds a {type(ckpt).__name__}, not a state dict or a checkpoint dict')
     if 'params_ema' in ckpt or 'params' in ckpt:
@@ -142,7 +165,7 @@ def read_checkpoint(path):
         key, state = '(plain state dict)', ckpt
     else:
         raise CheckpointError(f'{path}: no `params` / `params_ema` state dict; top-level keys: {sorted(ckpt)[:10]}')
-    state = {_strip_module(k): v for k, v in state.items()}
+    state = strip_module_prefix(state)
     arch = ckpt.get('arch') if isinstance(ckpt.get('arch'), dict) else None
     scale = ckpt.get('scale') if isinstance(ckpt.get('scale'), int) else None
     return state, arch, scale, key

@@ -1,0 +1,193 @@
+"""Restore the faces of real photos (or aligned face crops) with a facesr_kd checkpoint.
+
+Detects faces with facexlib's RetinaFace, aligns each to the FFHQ template at the model's input size (32x32
+for the x8 students), super-resolves it, and pastes it back into the upscaled photo. Any checkpoint written by
+facesr_kd (``arch`` inside) works: the DFDNet-style students, the lightweight ``LiteFaceStudent`` ("lite",
+"tiny"), the teacher, ``FaceRCAN`` / RCAN and SRFBN; BasicSR checkpoints without ``arch`` take ``--opt``. The
+network runs in its cheapest CPU form (inference mode, spectral norms baked, channels-last where that measured
+faster: see ``facesr_kd.inference.prepare_network``). The library is :mod:`facesr_kd.inference`
+(:class:`~facesr_kd.inference.FaceSRRestorer`, :func:`~facesr_kd.inference.restore_paths`). Writes, like
+GFPGAN's ``inference_gfpgan.py``::
+
+    <output>/cropped_faces/<name>_<i>.png    network inputs (aligned LR faces)
+    <output>/restored_faces/<name>_<i>.png   restored faces
+    <output>/cmp/<name>_<i>.png              input (bicubic-upsampled) | restored, side by side
+    <output>/restored_imgs/<name>.<ext>      whole photos, upscaled, faces pasted back (not with --aligned)
+
+Example (offline, the staged mobilenet0.25 detector)::
+
+    facesr-kd-infer -i ../shared/data/faces/whole -o results/whole \\
+        --model experiments/pretrained_models/DFDNetStudent_x8.pth --upscale 2 \\
+        --det-model retinaface_mobile0.25 --model-root ../shared/data/weights/facexlib --offline
+
+The lightweight student, the same way::
+
+    facesr-kd-infer -i ../shared/data/faces/whole -o results/whole_lite \\
+        --model experiments/lite_student_distill_x8_vggface2/models/net_g_latest.pth --upscale 2 \\
+        --det-model retinaface_mobile0.25 --model-root ../shared/data/weights/facexlib --offline
+"""
+
+import argparse
+import math
+import os
+import sys
+
+from facesr_kd.face.detection import DET_MODELS
+from facesr_kd.inference import (
+    BG_UPSAMPLERS,
+    BOX_SOURCES,
+    DEFAULT_MAX_PIXELS,
+    FaceSRRestorer,
+    build_bg_upsampler,
+    list_inputs,
+    resolve_device,
+    restore_paths,
+)
+from facesr_kd.utils.checkpoint import CheckpointError
+
+DEFAULT_MODEL = 'experiments/pretrained_models/DFDNetStudent_x8.pth'
+
+
+def restorer_device(device):
+    """The device the background upsampler runs on: the restorer's (``'auto'`` resolved)."""
+    return str(resolve_device(device))
+
+
+def parse_args(argv=None):
+    """Parse and check the command line."""
+    parser = argparse.ArgumentParser(
+        description='Face super-resolution of real photos with a facesr_kd checkpoint.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument('-i', '--input', required=True, help='Input image or folder')
+    parser.add_argument('-o', '--output', default='results', help='Output folder')
+    parser.add_argument(
+        '--model',
+        default=DEFAULT_MODEL,
+        help='Checkpoint: a student (DFDNetStudent, LiteFaceStudent), or the teacher, FaceRCAN / RCAN, SRFBN',
+    )
+    parser.add_argument('--opt', default=None, help='Option file for a checkpoint without an `arch` entry')
+    parser.add_argument('--scale', type=int, default=8, help='Refuse a checkpoint of another scale (0: any)')
+    parser.add_argument('--aligned', action='store_true', help='Inputs are aligned face crops (FFHQ-style)')
+    parser.add_argument('--only-center-face', action='store_true', help='Restore only the centre face')
+    parser.add_argument('--upscale', type=float, default=2, help='Upscaling of the whole photo')
+    parser.add_argument(
+        '--bg-upsampler', default='bicubic', choices=BG_UPSAMPLERS, help='Background: none = Lanczos resize'
+    )
+    parser.add_argument('--bg-model', default=None, help='RealESRGAN_x2plus.pth for --bg-upsampler realesrgan')
+    parser.add_argument('--bg-tile', type=int, default=400, help='Tile size of the learned upsampler (0: none)')
+    parser.add_argument('--ext', default='auto', help='Extension of the whole photos: auto (as the input), png, jpg')
+    parser.add_argument('--suffix', default=None, help='Suffix of the restored faces and photos')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:1...')
+    parser.add_argument('--model-root', default=None, help='Folder with the facexlib detector weights')
+    parser.add_argument('--det-model', default='retinaface_resnet50', choices=sorted(DET_MODELS))
+    parser.add_argument('--det-resize', type=int, default=640, help='Short side the photo is detected at (0: as is)')
+    parser.add_argument('--conf', type=float, default=0.97, help='Detector score threshold')
+    parser.add_argument('--eye-dist-threshold', type=float, default=5, help='Skip faces with eyes closer (pixels)')
+    parser.add_argument(
+        '--box-source', default='detect', choices=BOX_SOURCES, help='Teacher: landmarks on the input or template'
+    )
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS, help='Refuse larger upscaled photos')
+    parser.add_argument('--batch-size', type=int, default=8, help='Faces per forward pass')
+    parser.add_argument('--offline', action='store_true', help='Never download weights')
+    parser.add_argument(
+        '--before-after',
+        default=None,
+        help='Also write one PNG of "input (bicubic) | result" rows: the whole photos, or the faces with --aligned',
+    )
+    parser.add_argument('--before-after-width', type=int, default=1024, help='Width of the --before-after picture')
+    args = parser.parse_args(argv)
+    if not math.isfinite(args.upscale) or args.upscale <= 0:
+        parser.error(f'--upscale must be a positive number, got {args.upscale}')
+    for name in ('batch_size', 'max_pixels', 'before_after_width'):
+        if getattr(args, name) <= 0:
+            parser.error(f'--{name.replace("_", "-")} must be positive, got {getattr(args, name)}')
+    if args.det_resize < 0:
+        parser.error(f'--det-resize must be 0 (detect at the original size) or positive, got {args.det_resize}')
+    if not 0 <= args.conf <= 1:
+        parser.error(f'--conf must be in [0, 1], got {args.conf}')
+    if args.upscale == int(args.upscale):
+        args.upscale = int(args.upscale)
+    return args
+
+
+def build_restorer(args):
+    """The :class:`FaceSRRestorer` for ``args``; setup errors exit with their message (no traceback)."""
+    if not os.path.isfile(args.model):
+        raise SystemExit(
+            f'error: checkpoint not found: {args.model}; pass --model with a student (DFDNetStudent, LiteFaceStudent) '
+            'or teacher, RCAN, SRFBN checkpoint, e.g. experiments/<name>/models/net_g_latest.pth'
+        )
+    try:
+        device = restorer_device(args.device)
+        bg = build_bg_upsampler(args.bg_upsampler, args.bg_model, tile=args.bg_tile, device=device)
+        restorer = FaceSRRestorer(
+            model_path=args.model,
+            upscale=args.upscale,
+            bg_upsampler=bg,
+            det_model=args.det_model,
+            model_root=args.model_root,
+            device=args.device,
+            offline=args.offline,
+            opt_path=args.opt,
+            scale=args.scale or None,
+            box_source=args.box_source,
+            det_resize=args.det_resize or None,
+            conf_threshold=args.conf,
+            eye_dist_threshold=args.eye_dist_threshold or None,
+            max_pixels=args.max_pixels,
+            batch_size=args.batch_size,
+        )
+        if restorer.needs_detector(args.aligned):
+            restorer.detector  # noqa: B018  (build it now: missing weights stop the run before it starts)
+    except (FileNotFoundError, CheckpointError, ImportError, ValueError) as err:
+        raise SystemExit(f'error: {err}') from err
+    return restorer
+
+
+def run(args):
+    """Restore every input of parsed arguments; return :func:`~facesr_kd.inference.restore_paths`'s summary.
+
+    Raises:
+        SystemExit: The input, checkpoint, detector weights or output folder are missing or wrong (the message
+            says which and what to do).
+    """
+    try:
+        paths = list_inputs(args.input)
+    except FileNotFoundError as err:
+        raise SystemExit(f'error: {err}') from err
+    if not paths:
+        raise SystemExit(f'error: no files in {args.input}')
+    restorer = build_restorer(args)
+    info = restorer.info
+    print(
+        f'{info["type"]} x{info["scale"]}: faces {info["lq_size"]} -> {info["out_size"]} on {restorer.device}'
+        + (', channels-last' if restorer.channels_last else '')
+        + (f'; component boxes: {args.box_source}' if restorer.needs_boxes else '')
+    )
+    try:
+        return restore_paths(
+            restorer,
+            paths,
+            args.output,
+            aligned=args.aligned,
+            only_center_face=args.only_center_face,
+            ext=args.ext,
+            suffix=args.suffix,
+            before_after=args.before_after,
+            before_after_width=args.before_after_width,
+        )
+    except OSError as err:
+        raise SystemExit(f'error: {err}') from err
+
+
+def main(argv=None):
+    """Restore every input; exit status 1 when the setup fails or no input could be restored."""
+    summary = run(parse_args(argv))
+    if not summary['faces']:
+        print(f'error: none of the {len(summary["skipped"])} inputs could be restored', file=sys.stderr)
+        return 1
+    return 0
+
+if __name__ == '__main__':
+    sys.exit(main())

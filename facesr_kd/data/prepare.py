@@ -1,0 +1,775 @@
+"""Prepare aligned face super-resolution data: detect, align, crop, downscale, and record component boxes.
+
+Input is a VGGFace2 root (identity folders under ``train/`` and ``test/``, prepared separately) or any folder
+tree of face photos; ``--aligned`` takes faces that are already FFHQ-aligned and skips detection.
+
+Output layout (``<split>/`` only for a VGGFace2-style input with ``train/``/``test/``)::
+
+    OUTPUT/[<split>/]hr/<rel>.png          aligned HR faces, size x size
+    OUTPUT/[<split>/]lr_x<scale>/<rel>.png MATLAB-bicubic LR faces, size/scale
+    OUTPUT/[<split>/]meta_info.txt         BasicSR meta_info: one HR path relative to hr/ per line
+    OUTPUT/[<split>/]boxes.json            component boxes per face (facesr_kd.face.components format)
+    OUTPUT/[<split>/]records.jsonl         per-photo journal (what resumption reads)
+    OUTPUT/[<split>/]skipped.txt           photos skipped and faces dropped, with the reason
+    OUTPUT/[<split>/]hr.lmdb, lr_x8.lmdb   with --lmdb (BasicSR lmdb, key = <rel> without .png)
+    OUTPUT/prepare_config.json, summary.json
+
+``<rel>`` is the photo's path below the input (split) folder without its extension, plus ``_<k>`` (two
+digits, faces of a photo numbered largest first) when faces are detected, e.g. ``n000002/0001_01_00.png``.
+
+Example::
+
+    facesr-kd-prepare -i VGGFace2 -o datasets/vggface2_256 --faces-per-photo 1
+"""
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import os.path as osp
+import shutil
+import time
+from collections import Counter
+
+from facesr_kd.data.face_sr_dataset import downscale_like_prepare
+from facesr_kd.face.align import (
+    affine_scale,
+    estimate_affine,
+    face_template,
+    inside_fraction,
+    transform_points,
+    warp_face,
+)
+from facesr_kd.face.components import (
+    COMPONENTS,
+    boxes_from_landmarks5,
+    boxes_from_landmarks68,
+    load_boxes_file,
+    save_boxes_file,
+    template_boxes,
+)
+from facesr_kd.face.detection import (
+    DET_MODELS,
+    build_detector,
+    default_model_root,
+    detect_faces,
+    detector_weights_path,
+    missing_weights_message,
+)
+from facesr_kd.face.image_io import IMAGE_EXTENSIONS, ImageReadError, read_image, write_image
+from facesr_kd.utils.files import write_text
+
+import cv2
+import numpy as np
+import torch
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from tqdm import tqdm
+
+DLIB68_FILE = 'shape_predictor_68_face_landmarks.dat'
+DLIB68_URL = 'http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2 (decompress it)'
+DEBIAN_DLIB_DIR = '/usr/share/dlib'
+# Reasons a whole photo yields nothing, and reasons a detected face is not kept.
+PHOTO_REASONS = ('unreadable', 'truncated', 'unsupported', 'tiny', 'no_face', 'not_square', 'identity_cap', 'error')
+FACE_REASONS = ('too_small', 'outside', 'per_photo_cap', 'identity_cap', 'no_landmarks68')
+# Options that change what a face's output looks like; a re-run with other values needs --overwrite.
+CONFIG_KEYS = (
+    'aligned',
+    'det_model',
+    'size',
+    'scale',
+    'conf_threshold',
+    'det_resize',
+    'eye_dist_threshold',
+    'max_upscale',
+    'min_inside',
+    'min_photo_size',
+    'faces_per_photo',
+    'max_per_identity',
+    'landmarks',
+    'aligned_boxes',
+    'border',
+)
+
+
+def default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def prepare_faces(
+    input_dir,
+    output_dir,
+    aligned=False,
+    det_model='retinaface_resnet50',
+    model_root=None,
+    size=256,
+    scale=8,
+    conf_threshold=0.97,
+    det_resize=640,
+    eye_dist_threshold=5.0,
+    max_upscale=1.0,
+    min_inside=0.9,
+    min_photo_size=32,
+    faces_per_photo=None,
+    max_per_identity=None,
+    landmarks='five',
+    aligned_boxes='template',
+    border='constant',
+    start=None,
+    end=None,
+    id_list=None,
+    lmdb=False,
+    workers=None,
+    device='cpu',
+    overwrite=False,
+    progress=True,
+):
+    """Prepare aligned HR/LR faces, meta_info and component boxes from a folder of photos.
+
+    Args:
+        input_dir (str): VGGFace2 root (with ``train/`` and/or ``test/``) or any folder tree of photos.
+        output_dir (str): Output root (layout in the module docstring).
+        aligned (bool): Inputs are FFHQ-aligned square faces: no detection, one face per photo, resized to
+            ``size`` if needed.
+        det_model (str): ``'retinaface_resnet50'`` or ``'retinaface_mobile0.25'``.
+        model_root (str | None): Folder with the detector (and dlib) weights. Default: facexlib's weights folder.
+        size (int): Side of the HR faces.
+        scale (int): Downscale factor of the LR faces (``size`` must be divisible by it).
+        conf_threshold (float): Detector score threshold.
+        det_resize (int | None): Detect on a copy with this short side (GFPGAN's 640); None: original size.
+        eye_dist_threshold (float | None): Ignore detections whose eye distance (photo pixels) is smaller.
+        max_upscale (float): Drop faces that would be enlarged more than this to fill ``size`` (1.0: only true
+            crops, the photo has at least as many pixels as the crop).
+        min_inside (float): Drop faces whose crop has less than this fraction inside the photo (the rest is
+            padding).
+        min_photo_size (int): Skip photos whose short side is smaller.
+        faces_per_photo (int | None): Keep at most this many faces per photo (the largest that pass the size
+            checks). 1 keeps the main face of VGGFace2-style photos.
+        max_per_identity (int | None): Keep at most this many faces per identity (top-level folder), the first
+            in sorted order.
+        landmarks (str): ``'five'``: boxes from the five detector landmarks; ``'dlib68'``: from dlib's 68-point
+            predictor on the HR face (needs ``dlib`` and ``shape_predictor_68_face_landmarks.dat`` in
+            ``model_root`` or from an installed ``face-recognition-models``; faces where dlib finds no face are
+            dropped).
+        aligned_boxes (str): With ``aligned``: ``'template'`` (fixed FFHQ-template boxes) or ``'detect'``
+            (five landmarks detected on the aligned face; template boxes where none is found, counted).
+        border (str): Fill of crop pixels outside the photo: ``'constant'`` (facexlib's gray) or ``'reflect'``.
+        start (int | None): First photo (index into the sorted, list-filtered photos of each split).
+        end (int | None): One past the last photo.
+        id_list (str | None): File of photos to take, one per line: paths relative to the split folder, with or
+            without extension.
+        lmdb (bool): Also write ``hr.lmdb`` and ``lr_x<scale>.lmdb``.
+        workers (int | None): Processes; default all cores.
+        device (str): Where the detector runs, ``'cpu'`` or ``'cuda'`` (then each worker holds a detector on
+            the GPU; use few workers).
+        overwrite (bool): Discard a previous run in ``output_dir`` (its journal, HR/LR folders and LMDBs).
+        progress (bool): Show a progress bar.
+
+    Returns:
+        dict: Summary: ``photos``, ``photos_read``, ``photos_skipped`` (reason -> count), ``faces_detected``,
+        ``faces_kept``, ``faces_dropped`` (reason -> count), ``converted`` (gray/alpha/16-bit counts),
+        ``processed`` and ``resumed`` (photos done now and found done), ``faces_written``, ``seconds``,
+        ``faces_per_second``, ``box_source``, ``splits`` (the same per split) and ``output``.
+
+    Raises:
+        FileNotFoundError: A model file is missing (the message names it, its URL and where it goes), or the
+            input folder is missing.
+        ValueError: Bad options, or ``output_dir`` holds a run with other options and ``overwrite`` is False.
+    """
+    cfg = {
+        'aligned': bool(aligned),
+        'det_model': det_model,
+        'size': int(size),
+        'scale': int(scale),
+        'conf_threshold': float(conf_threshold),
+        'det_resize': None if det_resize is None else int(det_resize),
+        'eye_dist_threshold': None if eye_dist_threshold is None else float(eye_dist_threshold),
+        'max_upscale': float(max_upscale),
+        'min_inside': float(min_inside),
+        'min_photo_size': int(min_photo_size),
+        'faces_per_photo': None if not faces_per_photo else int(faces_per_photo),
+        'max_per_identity': None if not max_per_identity else int(max_per_identity),
+        'landmarks': landmarks,
+        'aligned_boxes': aligned_boxes,
+        'border': border,
+    }
+    _check_config(cfg)
+    if not osp.isdir(input_dir):
+        raise FileNotFoundError(f'input folder {input_dir} does not exist')
+    cfg['model_root'] = model_root
+    cfg['device'] = device
+    _check_models(cfg)
+    t0 = time.time()
+    os.makedirs(output_dir, exist_ok=True)
+    _check_previous_run(output_dir, cfg, overwrite)
+    selection = _read_id_list(id_list) if id_list else None
+    workers = workers or default_workers()
+
+    split_summaries = {}
+    for split, split_in in _find_splits(input_dir):
+        split_out = osp.join(output_dir, split) if split else output_dir
+        if overwrite:
+            _clear_split(split_out, cfg['scale'])
+        photos = _list_photos(split_in, selection, start, end, exclude=output_dir)
+        split_summaries[split or '.'] = _prepare_split(split_in, split_out, photos, cfg, lmdb, workers, progress)
+
+    summary = _merge_summaries(split_summaries)
+    summary['seconds'] = round(time.time() - t0, 3)
+    summary['faces_per_second'] = round(summary['faces_written'] / max(summary['seconds'], 1e-9), 3)
+    summary['output'] = osp.abspath(output_dir)
+    write_text(osp.join(output_dir, 'summary.json'), json.dumps(summary, indent=2) + '\n', skip_same=True)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks and planning (main process)
+
+
+def _check_config(cfg):
+    if cfg['det_model'] not in DET_MODELS:
+        raise ValueError(f'--det-model must be one of {sorted(DET_MODELS)}, got {cfg["det_model"]!r}')
+    if cfg['size'] % cfg['scale']:
+        raise ValueError(f'size {cfg["size"]} is not divisible by scale {cfg["scale"]}')
+    if cfg['landmarks'] not in ('five', 'dlib68'):
+        raise ValueError(f'--landmarks must be five or dlib68, got {cfg["landmarks"]!r}')
+    if cfg['aligned_boxes'] not in ('template', 'detect'):
+        raise ValueError(f'--aligned-boxes must be template or detect, got {cfg["aligned_boxes"]!r}')
+    if cfg['border'] not in ('constant', 'reflect'):
+        raise ValueError(f'--border must be constant or reflect, got {cfg["border"]!r}')
+
+
+def _needs_detector(cfg):
+    return not cfg['aligned'] or cfg['aligned_boxes'] == 'detect'
+
+
+def _check_models(cfg):
+    """Fail at once, before any work, when a model file is missing."""
+    if _needs_detector(cfg):
+        detector_weights_path(cfg['det_model'], cfg['model_root'])
+    if cfg['landmarks'] == 'dlib68':
+        _dlib68_path(cfg['model_root'])
+
+
+def _dlib68_path(model_root):
+    """dlib's 68-point model: in ``model_root``, else from the ``face-recognition-models`` package or Debian's
+    ``libdlib-data`` when either is installed (the same file, CC0)."""
+    try:
+        import dlib  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            '--landmarks dlib68 needs the dlib Python binding: pip install -e ".[landmarks]" (dlib-bin, prebuilt, '
+            'and face-recognition-models, which carries the 68-point model), or pip install dlib (compiles with '
+            'CMake)'
+        ) from e
+    root = default_model_root() if model_root is None else osp.expanduser(model_root)
+    for path in (osp.join(root, DLIB68_FILE), *_installed_dlib68_files()):
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(
+        missing_weights_message(DLIB68_FILE, DLIB68_URL, root)
+        + " It also comes with pip install face-recognition-models==0.3.0 or Debian's libdlib-data."
+    )
+
+
+def _installed_dlib68_files():
+    """Where installed packages put dlib's 68-point model (looked up without importing them)."""
+    spec = importlib.util.find_spec('face_recognition_models')
+    if spec is not None and spec.origin:
+        yield osp.join(osp.dirname(spec.origin), 'models', DLIB68_FILE)
+    yield osp.join(DEBIAN_DLIB_DIR, DLIB68_FILE)
+
+
+def _box_source(cfg):
+    if cfg['landmarks'] == 'dlib68':
+        return 'landmarks68'
+    if cfg['aligned'] and cfg['aligned_boxes'] == 'template':
+        return 'template'
+    return 'landmarks5'
+
+
+def _check_previous_run(output_dir, cfg, overwrite):
+    path = osp.join(output_dir, 'prepare_config.json')
+    saved = {k: v for k, v in cfg.items() if k in CONFIG_KEYS}
+    if osp.isfile(path) and not overwrite:
+        with open(path) as f:
+            previous = json.load(f)
+        diff = {k: (previous.get(k), v) for k, v in saved.items() if previous.get(k) != v}
+        if diff:
+            details = ', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in sorted(diff.items()))
+            raise ValueError(
+                f'{output_dir} was prepared with other options ({details}); use another output folder '
+                'or --overwrite to discard that run'
+            )
+    write_text(path, json.dumps(saved, indent=2, sort_keys=True) + '\n', skip_same=True)
+
+
+def _clear_split(split_out, scale):
+    for name in ('hr', f'lr_x{scale}', 'hr.lmdb', f'lr_x{scale}.lmdb'):
+        if osp.isdir(osp.join(split_out, name)):
+            shutil.rmtree(osp.join(split_out, name))
+    for name in ('records.jsonl', 'meta_info.txt', 'boxes.json', 'skipped.txt'):
+        if osp.isfile(osp.join(split_out, name)):
+            os.remove(osp.join(split_out, name))
+
+
+def _find_splits(input_dir):
+    """VGGFace2 layout (``train/``, ``test/``): one split each; anything else: the whole tree as one."""
+    splits = [(s, osp.join(input_dir, s)) for s in ('train', 'test') if osp.isdir(osp.join(input_dir, s))]
+    return splits or [('', input_dir)]
+
+
+def _list_photos(root, selection=None, start=None, end=None, exclude=None):
+    """Photo paths relative to ``root`` (POSIX separators), sorted, filtered by ``selection`` then sliced.
+
+    ``exclude`` is a folder not to descend into (the output, when it lies inside the input).
+    """
+    photos = []
+    exclude = osp.realpath(exclude) if exclude else None
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith('.') and osp.realpath(osp.join(dirpath, d)) != exclude
+        )
+        rel_dir = osp.relpath(dirpath, root)
+        for name in filenames:
+            if name.startswith('.') or not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            rel = name if rel_dir == '.' else osp.join(rel_dir, name)
+            photos.append(rel.replace(os.sep, '/'))
+    photos.sort()
+    if selection is not None:
+        photos = [p for p in photos if p in selection or osp.splitext(p)[0] in selection]
+    return photos[start:end]
+
+
+def _read_id_list(path):
+    with open(path) as f:
+        entries = [line.strip().split()[0] for line in f if line.strip() and not line.startswith('#')]
+    return {e.replace(os.sep, '/') for e in entries} | {osp.splitext(e)[0] for e in entries}
+
+
+def _identity(rel):
+    return rel.split('/', 1)[0] if '/' in rel else ''
+
+
+def _photo_stat(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _load_journal(path):
+    """Photo records of a previous run, by photo; a half-written last line (a killed run) is ignored."""
+    records = {}
+    if not osp.isfile(path):
+        return records
+    with open(path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            records[rec['photo']] = rec
+    return records
+
+
+def load_records(output_dir, split=None):
+    """The per-photo records of a prepared output (one dict per photo, sorted by photo path).
+
+    Args:
+        output_dir (str): The output root given to :func:`prepare_faces`.
+        split (str | None): ``'train'`` or ``'test'`` for a VGGFace2-style output; None for a single tree.
+    """
+    records = _load_journal(osp.join(output_dir, split or '', 'records.jsonl'))
+    return [records[k] for k in sorted(records)]
+
+
+def _is_done(rec, stat, split_out, scale):
+    if rec is None or rec.get('stat') != stat:
+        return False
+    for face in rec.get('faces', []):
+        if face.get('kept'):
+            key = face['key']
+            if not (
+                osp.isfile(osp.join(split_out, 'hr', key)) and osp.isfile(osp.join(split_out, f'lr_x{scale}', key))
+            ):
+                return False
+    return True
+
+
+def _prepare_split(split_in, split_out, photos, cfg, lmdb, workers, progress):
+    os.makedirs(split_out, exist_ok=True)
+    journal_path = osp.join(split_out, 'records.jsonl')
+    records = _load_journal(journal_path)
+    todo, resumed = [], 0
+    stats = {rel: _photo_stat(osp.join(split_in, rel)) for rel in photos}
+    for rel in photos:
+        if _is_done(records.get(rel), stats[rel], split_out, cfg['scale']):
+            resumed += 1
+        else:
+            todo.append(rel)
+
+    # One task per photo, or per identity when identities are capped (so the cap is applied in sorted order).
+    if cfg['max_per_identity']:
+        todo_set, groups, kept = set(todo), {}, Counter()
+        for rel in photos:
+            if rel in todo_set:
+                groups.setdefault(_identity(rel), []).append(rel)
+            else:
+                kept[_identity(rel)] += sum(1 for f in records[rel].get('faces', []) if f.get('kept'))
+        tasks = [
+            {'photos': [(r, stats[r]) for r in rels], 'identity_kept': kept[ident]} for ident, rels in groups.items()
+        ]
+    else:
+        tasks = [{'photos': [(rel, stats[rel])], 'identity_kept': 0} for rel in todo]
+
+    task_cfg = dict(cfg, split_in=split_in, split_out=split_out)
+    n_workers = max(1, min(workers, len(tasks)))
+    processed = []
+    if tasks:
+        _ensure_journal_newline(journal_path)
+        desc = osp.basename(split_out.rstrip('/')) or 'faces'
+        pbar = tqdm(total=len(todo), unit='photo', disable=not progress, desc=desc)
+        with open(journal_path, 'a') as journal:
+            for recs in _run_tasks(tasks, task_cfg, n_workers):
+                for rec in recs:
+                    journal.write(json.dumps(rec, separators=(',', ':')) + '\n')
+                    records[rec['photo']] = rec
+                    processed.append(rec['photo'])
+                    if rec['status'] != 'ok' and rec['reason'] in ('unreadable', 'truncated', 'unsupported', 'error'):
+                        pbar.write(f'skipped {rec["photo"]}: {rec["reason"]} ({rec.get("message", "")})')
+                journal.flush()
+                pbar.update(len(recs))
+        pbar.close()
+
+    selected = [records[rel] for rel in photos if rel in records]
+    _write_outputs(split_out, selected, cfg, lmdb)
+    summary = _summarize(selected, cfg)
+    summary['processed'] = len(processed)
+    summary['resumed'] = resumed
+    processed_set = set(processed)
+    summary['faces_written'] = sum(
+        1 for rec in selected if rec['photo'] in processed_set for f in rec.get('faces', []) if f.get('kept')
+    )
+    return summary
+
+
+def _ensure_journal_newline(path):
+    if osp.isfile(path) and osp.getsize(path):
+        with open(path, 'rb+') as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b'\n':
+                f.write(b'\n')
+
+
+def _run_tasks(tasks, cfg, n_workers):
+    """Yield each task's photo records in task order (deterministic whatever the number of workers)."""
+    if n_workers == 1:
+        threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+        try:
+            _init_worker(cfg)
+            for task in tasks:
+                yield _run_task(task)
+        finally:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(cv2_threads)
+            _STATE.clear()
+        return
+    # Not 'fork': a parent that has run torch ops holds an OpenMP pool that deadlocks forked children. A fork
+    # server imports torch and the package once, then forks clean workers from it.
+    if 'forkserver' in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context('forkserver')
+        ctx.set_forkserver_preload(['torch', 'cv2', 'facesr_kd', __name__])
+    else:
+        ctx = multiprocessing.get_context('spawn')
+    chunksize = 1 if _needs_detector(cfg) else 8
+    with ctx.Pool(n_workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+        yield from pool.imap(_run_task, tasks, chunksize=chunksize)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Workers
+
+_STATE = {}
+
+
+def _init_worker(cfg):
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    _STATE['cfg'] = cfg
+    detector = (
+        build_detector(cfg['det_model'], cfg['model_root'], device=cfg['device']) if _needs_detector(cfg) else None
+    )
+    _STATE['detector'] = detector
+    if cfg['landmarks'] == 'dlib68':
+        import dlib
+
+        _STATE['dlib'] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(_dlib68_path(cfg['model_root'])))
+
+
+def _run_task(task):
+    cfg = _STATE['cfg']
+    kept = task['identity_kept']
+    records = []
+    for rel, stat in task['photos']:
+        cap = cfg['max_per_identity']
+        if cap is not None and kept >= cap:
+            records.append({'photo': rel, 'stat': stat, 'status': 'skipped', 'reason': 'identity_cap', 'faces': []})
+            continue
+        try:
+            rec = _process_photo(rel, stat, cfg, None if cap is None else cap - kept)
+        except Exception as e:  # noqa: BLE001  (a bad photo never stops the run; it is reported)
+            rec = {
+                'photo': rel,
+                'stat': stat,
+                'status': 'skipped',
+                'reason': 'error',
+                'faces': [],
+                'message': f'{type(e).__name__}: {e}',
+            }
+        kept += sum(1 for f in rec['faces'] if f.get('kept'))
+        records.append(rec)
+    return records
+
+
+def _process_photo(rel, stat, cfg, identity_left):
+    rec = {'photo': rel, 'stat': stat, 'status': 'ok', 'reason': None, 'detected': 0, 'faces': []}
+    try:
+        img, _, info = read_image(osp.join(cfg['split_in'], rel))
+    except ImageReadError as e:
+        return dict(rec, status='skipped', reason=e.reason, message=str(e))
+    rec['color'], rec['bit_depth'] = info['color'], info['bit_depth']
+    if img.dtype != np.uint8:
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    if min(img.shape[:2]) < cfg['min_photo_size']:
+        return dict(rec, status='skipped', reason='tiny', message=f'{img.shape[1]}x{img.shape[0]}')
+    if cfg['aligned']:
+        return _process_aligned(rec, rel, img, cfg)
+    return _process_detected(rec, rel, img, cfg, identity_left)
+
+
+def _process_detected(rec, rel, img, cfg, identity_left):
+    size = cfg['size']
+    faces = detect_faces(_STATE['detector'], img, cfg['conf_threshold'], cfg['det_resize'], cfg['eye_dist_threshold'])
+    rec['detected'] = len(faces)
+    if not faces:
+        return dict(rec, status='skipped', reason='no_face')
+    stem = osp.splitext(rel)[0]
+    n_kept = 0
+    for k, face in enumerate(faces):
+        affine = estimate_affine(face['landmarks5'], size)
+        entry = {
+            'key': f'{stem}_{k:02d}.png',
+            'kept': False,
+            'reason': None,
+            'score': round(face['score'], 4),
+            'zoom': round(affine_scale(affine), 4),
+            'inside': round(inside_fraction(img.shape, affine, size), 4),
+        }
+        if entry['zoom'] > cfg['max_upscale']:
+            entry['reason'] = 'too_small'
+        elif entry['inside'] < cfg['min_inside']:
+            entry['reason'] = 'outside'
+        elif cfg['faces_per_photo'] is not None and n_kept >= cfg['faces_per_photo']:
+            entry['reason'] = 'per_photo_cap'
+        elif identity_left is not None and n_kept >= identity_left:
+            entry['reason'] = 'identity_cap'
+        else:
+            hr = warp_face(img, affine, size, border=cfg['border'], antialias=True)
+            lm5 = transform_points(face['landmarks5'], affine)
+            entry['landmarks5'] = np.round(lm5, 2).tolist()
+            _finish_face(entry, hr, lm5, cfg)
+            n_kept += entry['kept']
+        rec['faces'].append(entry)
+    return rec
+
+
+def _process_aligned(rec, rel, img, cfg):
+    size = cfg['size']
+    h, w = img.shape[:2]
+    rec['detected'] = 1
+    if h != w:
+        return dict(rec, status='skipped', reason='not_square', message=f'{w}x{h}')
+    entry = {'key': f'{osp.splitext(rel)[0]}.png', 'kept': False, 'reason': None, 'zoom': round(size / h, 4)}
+    rec['faces'].append(entry)
+    if size / h > cfg['max_upscale']:
+        entry['reason'] = 'too_small'
+        return rec
+    interpolation = cv2.INTER_AREA if h > size else cv2.INTER_CUBIC
+    hr = img if h == size else cv2.resize(img, (size, size), interpolation=interpolation)
+    lm5 = None
+    if cfg['aligned_boxes'] == 'detect':
+        faces = detect_faces(_STATE['detector'], hr, cfg['conf_threshold'], None, cfg['eye_dist_threshold'])
+        if faces:
+            template = face_template(size)
+            lm5 = min((f['landmarks5'] for f in faces), key=lambda lm: float(np.abs(lm - template).mean()))
+            entry['landmarks5'] = np.round(lm5, 2).tolist()
+        else:
+            entry['box_fallback'] = 'template'
+    _finish_face(entry, hr, lm5, cfg)
+    return rec
+
+
+def _finish_face(entry, hr, lm5, cfg):
+    """Boxes from landmarks on the HR face; write HR and LR. Sets ``kept`` or a drop ``reason``."""
+    size = cfg['size']
+    if cfg['landmarks'] == 'dlib68':
+        lm68 = _dlib_landmarks68(hr)
+        if lm68 is None:
+            entry['reason'] = 'no_landmarks68'
+            return
+        boxes = boxes_from_landmarks68(lm68, size)
+    elif lm5 is not None:
+        boxes = boxes_from_landmarks5(lm5, size)
+    else:
+        boxes = template_boxes(size)
+    lr = _downscale(hr, cfg['scale'])
+    write_image(osp.join(cfg['split_out'], 'hr', entry['key']), hr)
+    write_image(osp.join(cfg['split_out'], f'lr_x{cfg["scale"]}', entry['key']), lr)
+    entry['boxes'] = np.round(boxes, 2).tolist()
+    entry['kept'] = True
+
+
+def _dlib_landmarks68(hr):
+    """68 iBUG points from dlib on the aligned face (the dlib face nearest the template centre), or None."""
+    detector, predictor = _STATE['dlib']
+    rgb = cv2.cvtColor(hr, cv2.COLOR_BGR2RGB)
+    rects = list(detector(rgb, 1))
+    if not rects:
+        return None
+    cx, cy = face_template(hr.shape[0]).mean(0)
+    rect = min(rects, key=lambda r: ((r.left() + r.right()) / 2 - cx) ** 2 + ((r.top() + r.bottom()) / 2 - cy) ** 2)
+    shape = predictor(rgb, rect)
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+def _downscale(hr, scale):
+    """MATLAB-style bicubic downscaling (BasicSR's ``imresize``), uint8 in and out, as the dataset does it."""
+    lr = downscale_like_prepare(hr.astype(np.float32) / 255.0, scale)
+    return np.rint(lr * 255.0).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Outputs and summary (main process)
+
+
+def _write_outputs(split_out, records, cfg, lmdb):
+    kept = sorted((f['key'], f['boxes']) for rec in records for f in rec.get('faces', []) if f.get('kept'))
+    keys = [k for k, _ in kept]
+    write_text(osp.join(split_out, 'meta_info.txt'), ''.join(f'{k}\n' for k in keys), skip_same=True)
+    source = _box_source(cfg)
+    boxes_path = osp.join(split_out, 'boxes.json')
+    boxes = {k: b for k, b in kept}
+    current = None
+    if osp.isfile(boxes_path):
+        try:
+            current = load_boxes_file(boxes_path)
+        except (ValueError, KeyError):
+            current = None
+    wanted = {k: np.asarray(b, dtype=np.float32) for k, b in boxes.items()}
+    same = (
+        current is not None
+        and current[1] == {'size': cfg['size'], 'source': source, 'components': list(COMPONENTS)}
+        and current[0].keys() == wanted.keys()
+        and all(np.allclose(current[0][k], wanted[k]) for k in wanted)
+    )
+    if not same:
+        save_boxes_file(boxes_path, boxes, cfg['size'], source)
+    lines = []
+    for rec in records:
+        if rec['status'] != 'ok':
+            lines.append(f'{rec["photo"]}\t{rec["reason"]}\t{rec.get("message", "")}'.rstrip('\t') + '\n')
+        for f in rec.get('faces', []):
+            if not f.get('kept') and f.get('reason'):
+                lines.append(f'{rec["photo"]}\t{f["reason"]}\t{f["key"]}\n')
+    write_text(osp.join(split_out, 'skipped.txt'), ''.join(lines), skip_same=True)
+    if lmdb and keys:
+        for name in ('hr', f'lr_x{cfg["scale"]}'):
+            _write_lmdb(osp.join(split_out, name), osp.join(split_out, f'{name}.lmdb'), keys)
+
+
+def _write_lmdb(folder, lmdb_path, keys):
+    """BasicSR lmdb of ``keys`` (rebuilt only when its key list changed; built aside and swapped in)."""
+    names = [osp.splitext(k)[0] for k in keys]
+    meta = osp.join(lmdb_path, 'meta_info.txt')
+    if osp.isfile(meta):
+        with open(meta) as f:
+            if [line.split(' ')[0] for line in f if line.strip()] == [f'{n}.png' for n in names]:
+                return
+    tmp = f'{lmdb_path[: -len(".lmdb")]}.tmp.lmdb'
+    if osp.isdir(tmp):
+        shutil.rmtree(tmp)
+    make_lmdb_from_imgs(folder, tmp, keys, names)
+    if osp.isdir(lmdb_path):
+        shutil.rmtree(lmdb_path)
+    os.replace(tmp, lmdb_path)
+
+
+def _summarize(records, cfg):
+    skipped = Counter(rec['reason'] for rec in records if rec['status'] != 'ok')
+    dropped = Counter(f['reason'] for rec in records for f in rec.get('faces', []) if not f.get('kept'))
+    converted = Counter()
+    for rec in records:
+        if rec.get('color') in ('gray', 'gray_alpha'):
+            converted['gray'] += 1
+        if rec.get('color') in ('bgra', 'gray_alpha'):
+            converted['alpha'] += 1
+        if rec.get('bit_depth') == 16:
+            converted['16bit'] += 1
+    unread = ('unreadable', 'truncated', 'unsupported', 'identity_cap', 'error')
+    return {
+        'photos': len(records),
+        'photos_read': sum(1 for rec in records if rec['status'] == 'ok' or rec['reason'] not in unread),
+        'photos_skipped': dict(sorted(skipped.items())),
+        'faces_detected': sum(rec.get('detected', 0) for rec in records),
+        'faces_kept': sum(1 for rec in records for f in rec.get('faces', []) if f.get('kept')),
+        'faces_dropped': dict(sorted(dropped.items())),
+        'box_fallback': sum(1 for rec in records for f in rec.get('faces', []) if f.get('box_fallback')),
+        'converted': dict(sorted(converted.items())),
+        'box_source': _box_source(cfg),
+    }
+
+
+def _merge_summaries(splits):
+    total = {'splits': splits}
+    for key in (
+        'photos',
+        'photos_read',
+        'faces_detected',
+        'faces_kept',
+        'box_fallback',
+        'processed',
+        'resumed',
+        'faces_written',
+    ):
+        total[key] = sum(s[key] for s in splits.values())
+    for key in ('photos_skipped', 'faces_dropped', 'converted'):
+        merged = Counter()
+        for s in splits.values():
+            merged.update(s[key])
+        total[key] = dict(sorted(merged.items()))
+    total['box_source'] = next(iter(splits.values()))['box_source'] if splits else None
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def format_summary(summary):
+    """A readable multi-line summary."""
+    lines = [
+        f'photos: {summary["photos"]} ({summary["processed"]} processed now, {summary["resumed"]} done before), '
+        f'read: {summary["photos_read"]}',
+        f'photos skipped: {summary["photos_skipped"] or "none"}',
+        f'faces detected: {summary["faces_detected"]}, kept: {summary["faces_kept"]}, '
+        f'dropped: {summary["faces_dropped"] or "none"}',
+        f'converted inputs: {summary["converted"] or "none"}; boxes from: {summary["box_source"]}'
+        + (f' ({summary["box_fallback"]} template fallbacks)' if summary['box_fallback'] else ''),
+        f'{summary["faces_written"]} faces written in {summary["seconds"]:.1f} s '
+        f'({summary["faces_per_second"]:.2f} faces/s) to {summary["output"]}',
+    ]
+    return '\n'.join(lines)

@@ -1,0 +1,355 @@
+"""Reproduce the paper's Table 1 and Figure 1 from face photos, in one command.
+
+Stages, each skipped when its output exists (training stages resume with ``--auto_resume``):
+prepare (train/test faces, LR, boxes) -> build dictionary -> train teacher -> train student without KD ->
+distil -> train RCAN x8 -> train SRFBN x8 -> test all five -> table (Markdown/CSV) + figure.
+
+Presets:
+  smoke  64x64 faces (8x8 LR), tiny widths, a few iterations: checks the chain in minutes on a laptop CPU.
+  small  128x128 faces (16x16 LR), reduced widths and iterations: about an hour on a 2-core CPU.
+  paper  256x256 faces (32x32 LR), the shipped option files unchanged (VGGFace2; multi-GPU with --nproc).
+
+Without ``--faces``, a demo set is built offline from two portraits shipped inside installed packages:
+scikit-image's ``astronaut.png`` (Eileen Collins, NASA, public domain) and matplotlib's ``grace_hopper.jpg``
+(sample data), aligned with hand-measured landmarks and jittered into several crops. Train and test then share
+identities: a check that the chain runs, never a result.
+
+Without ImageNet VGG19 weights (torchvision's ``vgg19-dcbb9e9d.pth``), ``--random-vgg`` uses one fixed
+random-initialised VGG19 (saved in the work folder, shared by the dictionary, encoders and perceptual loss),
+and LPIPS runs on random backbones; the table then labels its LPIPS column as not LPIPS.
+
+Usage::
+
+    facesr-kd-reproduce --preset smoke
+    facesr-kd-reproduce --preset small --faces ../shared/data/faces/aligned/ffhq256 --aligned \\
+        --train-range 100: --test-range 0:100 --random-vgg
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from facesr_kd.archs.vgg19 import default_vgg19_path, save_random_vgg19
+from facesr_kd.face.align import estimate_affine, warp_face
+from facesr_kd.recipes import (
+    METHODS,
+    PRESETS,
+    TABLE1_METHODS,
+    TABLE1_ORDER,
+    describe_preset,
+    latest_checkpoint,
+    make_test_options,
+    make_train_options,
+    write_yaml,
+)
+
+import cv2
+import numpy as np
+
+# Hand-measured five landmarks (eyes, nose tip, mouth corners) of the shipped demo portraits.
+DEMO_PORTRAITS = {
+    'astronaut': [[203.5, 101.0], [245.5, 103.0], [224.0, 126.0], [201.0, 141.0], [252.0, 139.0]],
+    'grace_hopper': [[220.0, 187.0], [305.0, 186.0], [265.0, 245.0], [232.0, 275.0], [307.0, 275.0]],
+}
+
+
+def demo_portrait_paths():
+    import matplotlib.cbook
+    import skimage
+
+    return {
+        'astronaut': os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'),
+        'grace_hopper': matplotlib.cbook.get_sample_data('grace_hopper.jpg', asfileobj=False),
+    }
+
+
+def build_demo_faces(out_dir, num_train, num_test, size=256, seed=0):
+    """Aligned demo faces from the two shipped portraits, each crop with its own small similarity jitter.
+
+    Returns:
+        tuple[str, str]: The train and test folders of aligned ``size`` x ``size`` PNGs.
+    """
+    rng = np.random.default_rng(seed)
+    paths = demo_portrait_paths()
+    folders = {split: os.path.join(out_dir, split) for split in ('train', 'test')}
+    for split, count in (('train', num_train), ('test', num_test)):
+        os.makedirs(folders[split], exist_ok=True)
+        for i in range(count):
+            name = sorted(DEMO_PORTRAITS)[i % 2]
+            out = os.path.join(folders[split], f'{split}_{i:03d}_{name}.png')
+            if os.path.exists(out):
+                continue
+            img = cv2.imread(paths[name])
+            lm = np.array(DEMO_PORTRAITS[name])
+            angle, zoom = np.deg2rad(rng.uniform(-6, 6)), rng.uniform(0.94, 1.06)
+            shift = rng.uniform(-0.03, 0.03, size=2) * np.ptp(lm[:, 0])
+            center = lm.mean(0)
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) * zoom
+            jittered = (lm - center) @ rot.T + center + shift
+            face = warp_face(img, estimate_affine(jittered, size), size, border='reflect')
+            cv2.imwrite(out, face[:, ::-1] if rng.random() < 0.5 else face)
+    return folders['train'], folders['test']
+
+
+def parse_range(text):
+    start, _, end = text.partition(':')
+    return (int(start) if start else None), (int(end) if end else None)
+
+
+def random_vgg_file(work_dir, seed=0, write=True):
+    """One fixed random-initialised VGG19 shared by every stage (never an ImageNet stand-in for results).
+
+    ``write=False`` (a dry run) only names the file.
+    """
+    path = os.path.join(work_dir, f'vgg19_RANDOM_seed{seed}.pth')
+    return path if os.path.exists(path) or not write else save_random_vgg19(path, seed)
+
+
+class StageError(RuntimeError):
+    """A stage's command failed; the message says how to resume."""
+
+
+class Runner:
+    """Runs stages as subprocesses in the work folder and logs every command."""
+
+    def __init__(self, work_dir, dry_run=False):
+        self.work_dir = work_dir
+        self.log = os.path.join(work_dir, 'commands.log')
+        self.dry_run = dry_run
+
+    def run(self, args, stage):
+        cmd = [sys.executable, *map(str, args)]
+        line = ' '.join(shlex.quote(c) for c in cmd)
+        with open(self.log, 'a') as f:
+            f.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {stage}\n(cd {shlex.quote(self.work_dir)} && {line})\n')
+        print(f'[{stage}] {line}', flush=True)
+        if self.dry_run:
+            return
+        proc = subprocess.run(cmd, cwd=self.work_dir)
+        if proc.returncode != 0:
+            raise StageError(
+                f'stage {stage!r} failed ({proc.returncode}); fix it and re-run: finished stages are '
+                f'skipped and training resumes. Commands are in {self.log}.'
+            )
+
+
+def prepare_split(preset, work_dir, split, input_dir, rng, aligned, det_model, model_root, workers):
+    from facesr_kd.data.prepare import prepare_faces
+
+    out = os.path.join(work_dir, 'data', split)
+    start, end = parse_range(rng)
+    prepare_faces(
+        input_dir,
+        out,
+        aligned=aligned,
+        det_model=det_model,
+        model_root=model_root,
+        size=preset['size'],
+        scale=8,
+        start=start,
+        end=end,
+        workers=workers,
+        progress=True,
+    )
+    return out
+
+
+def reproduce_table1(
+    preset='smoke',
+    faces=None,
+    aligned=False,
+    train_range=None,
+    test_range=None,
+    work_dir=None,
+    random_vgg=False,
+    lpips_random=False,
+    vgg_weights=None,
+    det_model='retinaface_resnet50',
+    model_root=None,
+    device='cpu',
+    nproc=1,
+    workers=None,
+    dry_run=False,
+    iters=None,
+    methods=None,
+):
+    """Run the whole chain and return the table's rows (empty for a dry run).
+
+    Args:
+        preset (str): A key of :data:`facesr_kd.recipes.PRESETS`.
+        faces (str | None): Face photos (a folder, or a VGGFace2 root with ``train/`` and ``test/``); None builds
+            the offline demo set.
+        aligned (bool): ``faces`` are FFHQ-aligned crops (no detection).
+        train_range, test_range (str | None): Sorted-index ranges of the photos, e.g. ``'100:'`` (default: the
+            preset's).
+        work_dir (str | None): Where everything goes (default: ``runs/table1_<preset>``).
+        random_vgg (bool): One fixed random VGG19 and random LPIPS backbones instead of ImageNet weights
+            (labelled in the table).
+        lpips_random (bool): Random LPIPS backbones only.
+        vgg_weights (str | None): ImageNet ``vgg19-dcbb9e9d.pth`` (default: the torch hub cache).
+        det_model (str): Face detector for unaligned photos.
+        model_root (str | None): Folder of the facexlib detector weights.
+        device (str): ``'cpu'`` or ``'cuda'``.
+        nproc (int): GPUs per node for training (torchrun).
+        workers (int | None): Processes for face preparation.
+        dry_run (bool): Write the option files and log the commands only.
+        iters (int | None): Iterations of every training stage (default: the preset's).
+        methods (list[str] | None): Rows to train and test (default: the preset's).
+
+    Raises:
+        FileNotFoundError: ImageNet VGG19 weights are needed and missing.
+        StageError: A stage failed; re-running resumes.
+    """
+    preset_name = preset
+    preset = dict(PRESETS[preset_name])
+    if iters is not None:  # a quicker check of the chain: every stage trains this many iterations
+        preset.update(iters=iters, teacher_iters=iters)
+    work_dir = os.path.abspath(work_dir or os.path.join('runs', f'table1_{preset_name}'))
+    os.makedirs(work_dir, exist_ok=True)
+    runner = Runner(work_dir, dry_run=dry_run)
+    t0 = time.time()
+
+    # Weights: ImageNet VGG19, or one explicit fixed random VGG19 (the smoke preset falls back to it, loudly).
+    have_vgg = os.path.isfile(vgg_weights or default_vgg19_path())
+    if preset_name == 'smoke' and not have_vgg and not random_vgg:
+        print('ImageNet VGG19 weights not found: the smoke preset continues with a random VGG19.', flush=True)
+        random_vgg = True
+    if random_vgg:
+        vgg_file = random_vgg_file(work_dir, write=not dry_run)
+        print(
+            f'WARNING: random-initialised VGG19 ({vgg_file}) and random LPIPS backbones: the table checks the '
+            'chain; its LPIPS column is not LPIPS and no figure here is a quality result.',
+            flush=True,
+        )
+    else:
+        vgg_file = vgg_weights or default_vgg19_path()
+        if not os.path.isfile(vgg_file):
+            raise FileNotFoundError(
+                f'ImageNet VGG19 weights not found at {vgg_file}. Download '
+                'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth there (or pass --vgg-weights), or run '
+                'with --random-vgg to check the chain without them.'
+            )
+
+    # 1. Faces.
+    if faces:
+        inputs = {'train': faces, 'test': faces}
+        ranges = {'train': train_range or preset['train_range'], 'test': test_range or preset['test_range']}
+        if os.path.isdir(os.path.join(faces, 'train')) and os.path.isdir(os.path.join(faces, 'test')):
+            inputs = {s: os.path.join(faces, s) for s in inputs}  # a VGGFace2-style root
+    else:
+        print(
+            'No --faces given: building the offline demo set from portraits shipped in scikit-image and '
+            'matplotlib (train and test share identities: a smoke check, not a result).',
+            flush=True,
+        )
+        train_dir, test_dir = build_demo_faces(
+            os.path.join(work_dir, 'demo_faces'), preset['demo_train'], preset['demo_test']
+        )
+        inputs, ranges = {'train': train_dir, 'test': test_dir}, {'train': ':', 'test': ':'}
+        aligned = True
+    data = {
+        split: prepare_split(
+            preset, work_dir, split, inputs[split], ranges[split], aligned, det_model, model_root, workers
+        )
+        for split in ('train', 'test')
+    }
+    data['name'] = os.path.basename(os.path.normpath(faces)) if faces else 'demo'
+
+    # 2. Dictionary.
+    dict_path = os.path.join(work_dir, f'dictionary_k{preset["num_atoms"]}_{preset["size"]}.pth')
+    if not os.path.exists(dict_path):
+        runner.run(
+            [
+                '-m',
+                'facesr_kd.cli.dictionary',
+                '--gt-dir',
+                os.path.join(data['train'], 'hr'),
+                '--boxes',
+                os.path.join(data['train'], 'boxes.json'),
+                '-o',
+                dict_path,
+                '--num-atoms',
+                preset['num_atoms'],
+                '--out-size',
+                preset['size'],
+                '--vgg-weights',
+                vgg_file,
+                '--device',
+                device,
+                '--seed',
+                0,
+            ],
+            'dictionary',
+        )
+
+    # 3. Training, teacher first (the distillation needs it).
+    opt_dir = os.path.join(work_dir, 'options')
+    os.makedirs(opt_dir, exist_ok=True)
+    chosen = methods or preset.get('methods', TABLE1_METHODS)
+    order = [m for m in METHODS if m in chosen]  # the teacher first: the distillation needs it
+    for method in order:
+        opt = make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device)
+        if os.path.exists(latest_checkpoint(work_dir, method)):
+            print(f'[train {method}] done, skipped', flush=True)
+            continue
+        opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
+        launch = ['-m', 'facesr_kd.train']
+        if nproc > 1:
+            launch = ['-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '-m', 'facesr_kd.train']
+        extra = ['--launcher', 'pytorch'] if nproc > 1 else []
+        runner.run([*launch, '-opt', opt_file, '--auto_resume', *extra], f'train {method}')
+
+    # 4. Tests.
+    lpips_random = random_vgg or lpips_random
+    names = {}
+    for method in order:
+        opt = make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_random)
+        names[method] = opt['name']
+        if os.path.exists(os.path.join(work_dir, 'results', opt['name'], 'metrics.json')):
+            print(f'[test {method}] done, skipped', flush=True)
+            continue
+        opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
+        runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {method}')
+
+    # 5. Table and figure.
+    from facesr_kd.face.components import load_boxes_file
+    from facesr_kd.table1 import draw_figure, make_table1
+
+    out_prefix = os.path.join(work_dir, 'table1')
+    ordered = {m: names[m] for m in TABLE1_ORDER if m in names}
+    box_source = load_boxes_file(os.path.join(data['test'], 'boxes.json'))[1]['source']
+    note = (
+        f'{describe_preset(preset_name)} Teacher boxes at test time: `{box_source}` (boxes.json of the test set); '
+        f'VGG19: {"RANDOM (fixed seed)" if random_vgg else "ImageNet"}. Bicubic rows: the same LR test faces '
+        'upsampled, scored with the same BasicSR functions.'
+    )
+    if dry_run:
+        print(note)
+        return []
+    rows, table = make_table1(
+        os.path.join(work_dir, 'results'),
+        out_prefix,
+        os.path.join(data['test'], 'lr_x8'),
+        os.path.join(data['test'], 'hr'),
+        names=ordered,
+        lpips_valid=not lpips_random,
+        note=note,
+    )
+    stems = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(data['test'], 'hr')))
+    draw_figure(
+        os.path.join(work_dir, 'results'),
+        stems[: preset['figure_faces']],
+        os.path.join(data['test'], 'lr_x8'),
+        os.path.join(data['test'], 'hr'),
+        f'{out_prefix}_figure1.png',
+        names=ordered,
+        size=max(preset['size'], 128),
+    )
+    print(table)
+    print(
+        f'table: {out_prefix}.md / .csv, figure: {out_prefix}_figure1.png, commands: {runner.log} '
+        f'({time.time() - t0:.0f} s)'
+    )
+    return rows
