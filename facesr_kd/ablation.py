@@ -47,6 +47,22 @@ VARIANTS = {
         'feature matching and output distillation, no adversarial term',
         0.0,
     ),
+    'fm': (
+        'Student',
+        'random',
+        {'feat_match_weight': 1e-2, 'output_weight': 0.5},
+        False,
+        'feature matching and output distillation, no adversarial term, random init',
+        0.0,
+    ),
+    'fm_hi': (
+        'Student',
+        'random',
+        {'feat_match_weight': 1.0, 'output_weight': 1.0},
+        False,
+        'strong feature matching and output distillation, no adversarial term, random init',
+        0.0,
+    ),
     'region_t': (
         'Student',
         'teacher',

@@ -290,3 +290,56 @@ def test_distillation_encodes_each_batch_once_when_encoders_match(
         _, feat_t = model.net_t(batch['lq'], batch['boxes'], return_feat=True)
         feats = model.net_t.encode(batch['lq'])
         assert torch.equal(model.net_t(batch['lq'], batch['boxes'], return_feat=True, feats=feats)[1], feat_t)
+
+
+# bf16 on the recipes whose steps differ (image model, distillation with its teacher and D, per-step SRFBN
+# losses); fp16 with its gradient scaler on the distillation, whose step has two optimisers.
+AMP_CASES = [('Teacher', 'bf16'), ('Student', 'bf16'), ('SRFBN', 'bf16'), ('Student', 'fp16')]
+
+
+@pytest.mark.parametrize('method, amp', AMP_CASES)
+def test_mixed_precision_two_steps_give_exact_loss_keys_finite_fp32_losses(
+    method, amp, tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch
+):
+    def edit(opt):
+        opt['train']['amp'] = amp
+
+    model = build(method, tmp_path, random_vgg, random_dictionary, teacher_checkpoint, edit=edit)
+    assert model.amp_dtype == {'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
+    assert model.scaler.is_enabled() == (amp == 'fp16')
+    before = snapshot(model.get_bare_model(model.net_g))
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        assert set(model.log_dict) == EXPECTED_KEYS[method]
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in model.log_dict.values()), model.log_dict
+    assert model.output.dtype == torch.float32
+    after = snapshot(model.get_bare_model(model.net_g))
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+
+
+def test_fp16_scaler_state_round_trips_through_save_and_resume(
+    tmp_path, random_vgg, random_dictionary, teacher_checkpoint, batch
+):
+    def edit(opt):
+        opt['train']['amp'] = 'fp16'
+
+    model = build('Student w/o KD', tmp_path, random_vgg, random_dictionary, teacher_checkpoint, edit=edit)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    model.scaler.update(new_scale=1024.0)  # a state that differs from a new scaler's
+    model.save_training_state(0, 1)
+    state = torch.load(tmp_path / 'experiments' / model.opt['name'] / 'training_states' / '1.state', weights_only=False)
+    assert state['scaler']['scale'] == 1024.0
+
+    resumed = build('Student w/o KD', tmp_path, random_vgg, random_dictionary, teacher_checkpoint, edit=edit)
+    assert resumed.scaler.get_scale() == 65536.0
+    resumed.resume_training(state)
+    assert resumed.scaler.get_scale() == 1024.0
+
+
+def test_unknown_amp_value_is_refused_before_work():
+    from facesr_kd.models.face_sr_model import FaceSRModel
+
+    with pytest.raises(ValueError, match='`train.amp`'):
+        FaceSRModel.check_train_options({'train': {'amp': 'fp8'}})

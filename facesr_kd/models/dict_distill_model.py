@@ -109,7 +109,8 @@ class DictDistillModel(FaceSRGANModel):
 
     @staticmethod
     def check_train_options(opt):
-        """Validate this model's own training options (``train: distill:``) before any work starts."""
+        """Validate this model's own training options (``train: distill:``, ``train: amp``) before any work starts."""
+        FaceSRGANModel.check_train_options(opt)
         check_distill_options((opt.get('train') or {}).get('distill'))
         if opt.get('network_d_region') is not None and not any(
             'boxes_file' in ds or ds.get('box_source') for ds in (opt.get('datasets') or {}).values()
@@ -225,27 +226,28 @@ class DictDistillModel(FaceSRGANModel):
     def generator_losses(self, outputs, fake, real, loss_dict, current_iter):
         l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
         weight = self.gan_weight(current_iter)
-        loss_dict['l_g_gan'] = weight * self.cri_gan(self.net_d(fake), True, is_disc=False)
+        loss_dict['l_g_gan'] = weight * self.cri_gan(self.net_d(fake).float(), True, is_disc=False)
         l_g_total = l_g_total + loss_dict['l_g_gan']
         if self.net_d_region is not None:
-            pred = self.net_d_region(self._regions(fake))
+            pred = self.net_d_region(self._regions(fake)).float()
             loss_dict['l_g_gan_region'] = (
                 weight * self.distill['region_weight'] * self.cri_gan(pred, True, is_disc=False)
             )
             l_g_total = l_g_total + loss_dict['l_g_gan_region']
         if self.distill['feat_match_weight'] > 0:
-            loss_dict['l_g_feat'] = self.distill['feat_match_weight'] * F.mse_loss(fake, real.detach())
+            loss_dict['l_g_feat'] = self.distill['feat_match_weight'] * F.mse_loss(fake.float(), real.detach().float())
             l_g_total = l_g_total + loss_dict['l_g_feat']
         if self.distill['output_weight'] > 0:
-            loss_dict['l_g_out'] = self.distill['output_weight'] * F.mse_loss(outputs[-1], self.output_t)
+            l_out = F.mse_loss(outputs[-1].float(), self.output_t.float())
+            loss_dict['l_g_out'] = self.distill['output_weight'] * l_out
             l_g_total = l_g_total + loss_dict['l_g_out']
         return l_g_total
 
     def discriminator_losses(self, fake, real, loss_dict):
         l_d_total = super().discriminator_losses(fake, real, loss_dict)
         if self.net_d_region is not None:
-            real_pred = self.net_d_region(self._regions(real.detach()))
-            fake_pred = self.net_d_region(self._regions(fake.detach()))
+            real_pred = self.net_d_region(self._regions(real.detach())).float()
+            fake_pred = self.net_d_region(self._regions(fake.detach())).float()
             loss_dict['l_d_region_real'] = self.cri_gan(real_pred, True, is_disc=True)
             loss_dict['l_d_region_fake'] = self.cri_gan(fake_pred, False, is_disc=True)
             l_d_total = l_d_total + loss_dict['l_d_region_real'] + loss_dict['l_d_region_fake']

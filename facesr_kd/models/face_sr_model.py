@@ -13,6 +13,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
+# `train: amp` values: the autocast dtype.
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
 
 @MODEL_REGISTRY.register()
 class FaceSRModel(SRModel):
@@ -27,8 +30,33 @@ class FaceSRModel(SRModel):
     - checkpoints carry an ``arch`` entry (the network options), so inference needs no option file; they and
       the training states are written atomically (a run killed while saving still resumes);
     - a test run (``basicsr/test.py``, ``facesr_kd.test``) writes ``metrics.json`` beside its log: metric
-      averages per dataset, parameter count and median latency per face, for ``scripts/make_table1.py``.
+      averages per dataset, parameter count and median latency per face, for ``facesr-kd-table1``;
+    - ``train: amp: bf16|fp16`` trains under autocast (networks, the frozen encoder and the teacher in that
+      precision; the losses in fp32), fp16 with a gradient scaler whose state is saved in the training state
+      and resumed. BasicSR has no mixed precision; without ``amp`` nothing changes.
     """
+
+    @staticmethod
+    def check_train_options(opt):
+        """Validate this model's own training options (``train: amp``) before any work starts."""
+        amp = (opt.get('train') or {}).get('amp')
+        if amp is not None and amp not in AMP_DTYPES:
+            raise ValueError(f'`train.amp` is {amp!r}; use one of {sorted(AMP_DTYPES)} or leave it out (fp32).')
+
+    def init_training_settings(self):
+        self.amp_dtype = AMP_DTYPES.get(self.opt['train'].get('amp'))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        super().init_training_settings()
+
+    def autocast(self):
+        """The training forward's precision context: autocast in ``train: amp``'s dtype, or nothing."""
+        dtype = getattr(self, 'amp_dtype', None)
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def backward_step(self, loss, optimizer):
+        """Backward ``loss`` and step ``optimizer``, through the fp16 gradient scaler when there is one."""
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """BasicSR's loading, plus a dictionary-free student initialised from a DFDNet-style teacher checkpoint.
@@ -96,6 +124,7 @@ class FaceSRModel(SRModel):
         Adds them to ``loss_dict`` as ``{prefix}pix``, ``{prefix}percep``, ``{prefix}style`` and returns their sum.
         """
         l_total = 0
+        outputs = [out.float() for out in outputs]  # losses in fp32 under autocast
         if self.cri_pix:
             loss_dict[f'{prefix}pix'] = sum(self.cri_pix(out, self.gt) for out in outputs)
             l_total += loss_dict[f'{prefix}pix']
@@ -109,17 +138,21 @@ class FaceSRModel(SRModel):
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        outputs = self.generator_outputs()
-        self.output = outputs[-1]
         loss_dict = OrderedDict()
-        self.content_losses(outputs, loss_dict).backward()
-        self.optimizer_g.step()
+        with self.autocast():
+            outputs = self.generator_outputs()
+            loss = self.content_losses(outputs, loss_dict)
+        self.output = outputs[-1].float()
+        self.backward_step(loss, self.optimizer_g)
+        self.scaler.update()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def test(self):
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        # The bare network, never the DDP wrapper: validation runs on rank 0 alone, and a DDP forward would
+        # broadcast buffers (spectral-norm vectors, VGG mean/std) to ranks that are not there.
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
         with torch.no_grad():
@@ -170,8 +203,16 @@ class FaceSRModel(SRModel):
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
         }
+        if self.scaler.is_enabled():
+            state['scaler'] = self.scaler.state_dict()
         path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
         torch_save(state, path)
+
+    def resume_training(self, resume_state):
+        """BasicSR's resumption (optimizers, schedulers), plus the fp16 gradient scaler's state."""
+        super().resume_training(resume_state)
+        if self.scaler.is_enabled() and 'scaler' in resume_state:
+            self.scaler.load_state_dict(resume_state['scaler'])
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):

@@ -56,15 +56,15 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
     def generator_losses(self, outputs, fake, real, loss_dict, current_iter):
         """The generator's losses, added to ``loss_dict``; returns their sum. Subclasses add terms here."""
         l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
-        loss_dict['l_g_gan'] = self.cri_gan(self.net_d(fake), True, is_disc=False)
+        loss_dict['l_g_gan'] = self.cri_gan(self.net_d(fake).float(), True, is_disc=False)
         return l_g_total + loss_dict['l_g_gan']
 
     def discriminator_losses(self, fake, real, loss_dict):
         """The discriminators' losses on detached inputs, added to ``loss_dict``; returns their sum."""
-        real_d_pred = self.net_d(real.detach())
+        real_d_pred = self.net_d(real.detach()).float()
         loss_dict['l_d_real'] = self.cri_gan(real_d_pred, True, is_disc=True)
         loss_dict['out_d_real'] = real_d_pred.detach().mean()
-        fake_d_pred = self.net_d(fake.detach())
+        fake_d_pred = self.net_d(fake.detach()).float()
         loss_dict['l_d_fake'] = self.cri_gan(fake_d_pred, False, is_disc=True)
         loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
         return loss_dict['l_d_real'] + loss_dict['l_d_fake']
@@ -78,19 +78,23 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
         for p in d_params:
             p.requires_grad = False
         self.optimizer_g.zero_grad()
-        outputs, fake, real = self.generator_forward()
-        self.output = outputs[-1]
-
         loss_dict = OrderedDict()
-        if self.generator_step_due(current_iter):
-            self.generator_losses(outputs, fake, real, loss_dict, current_iter).backward()
-            self.optimizer_g.step()
+        with self.autocast():
+            outputs, fake, real = self.generator_forward()
+            step_g = self.generator_step_due(current_iter)
+            if step_g:
+                l_g = self.generator_losses(outputs, fake, real, loss_dict, current_iter)
+        self.output = outputs[-1].float()
+        if step_g:
+            self.backward_step(l_g, self.optimizer_g)
 
         for p in d_params:
             p.requires_grad = True
         self.optimizer_d.zero_grad()
-        self.discriminator_losses(fake, real, loss_dict).backward()
-        self.optimizer_d.step()
+        with self.autocast():
+            l_d = self.discriminator_losses(fake, real, loss_dict)
+        self.backward_step(l_d, self.optimizer_d)
+        self.scaler.update()
 
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
