@@ -2,16 +2,23 @@
 
 Importing the package applies the BasicSR compatibility fixes (:mod:`facesr_kd.compat`) and registers every
 architecture, dataset, loss, model and metric of the package in BasicSR's registries.
+
+One exception: ``python -m facesr_kd.hook ...`` manages the startup hook and needs neither torch nor BasicSR
+(it must work where they are broken, or from a BasicSR checkout whose ``basicsr/`` folder would shadow the
+installed one). While Python imports this package as the parent of that command, nothing heavy is imported.
 """
 
-from facesr_kd import compat
+from facesr_kd._startup import started_as_module as _started_as_module
+from facesr_kd.version import __version__
 
-compat.apply()
+if not _started_as_module('facesr_kd.hook'):
+    from facesr_kd import compat
 
-from facesr_kd import archs, data, losses, metrics, models  # noqa: E402  (registration needs compat first)
-from facesr_kd.utils import options as _options  # noqa: E402
-from facesr_kd.version import __version__  # noqa: E402
+    compat.apply()
 
-_options.install_option_check()
+    from facesr_kd import archs, data, losses, metrics, models  # noqa: F401  (registration needs compat first)
+    from facesr_kd.utils import options as _options
+
+    _options.install_option_check()
 
 __all__ = ['archs', 'data', 'losses', 'metrics', 'models', '__version__']

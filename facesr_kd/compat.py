@@ -9,6 +9,9 @@ Fixed defects of basicsr 1.4.2:
   ``torchvision.transforms.functional_tensor``, removed in torchvision 0.17.
 - ``resume_on_cpu``: ``basicsr.train.load_resume_state`` maps the state to CUDA unconditionally, and the
   default ``weights_only`` loading of torch >= 2.6 refuses the ``Counter`` that BasicSR's schedulers save.
+  ``python -m basicsr.train`` (and ``python basicsr/train.py``) run their own copy of that function in
+  ``__main__``, created after this fix: the copy is replaced when its ``train_pipeline`` calls
+  ``parse_options``, which it does before it resumes.
 - ``resume_keeps_ignored_networks``: ``check_resume`` switches every ``param_key_*`` from ``params_ema`` to
   ``params``, also those of networks listed in ``ignore_resume_networks`` (such as a frozen teacher), which
   would then load different weights after a resume than before.
@@ -16,14 +19,26 @@ Fixed defects of basicsr 1.4.2:
 - ``jpeg_int_quality``: ``add_jpg_compression`` hands OpenCV >= 4.5.4 a float quality, which it refuses.
 - ``module_run_outputs_in_cwd``: ``python -m basicsr.train`` / ``basicsr.test`` take the folder above the
   installed ``basicsr`` package (site-packages) as the root of ``experiments/``, ``results/`` and
-  ``tb_logger/``; they go under the current directory instead.
+  ``tb_logger/``; they go under the current directory instead. Only for a BasicSR installed in a
+  site-packages folder (a source checkout or an editable install keeps BasicSR's own folders), and never for
+  an explicit ``path: experiments_root`` / ``results_root``.
+- ``safe_option_yaml``: ``parse_options`` reads option files with PyYAML's full ``Loader``, so a tag such as
+  ``!!python/object/apply:os.system`` runs code, and it passes ``--force_yml`` values that start with ``[``
+  to ``eval`` and their keys to ``exec``. Option files are read with a safe loader (mappings stay ``OrderedDict``),
+  values are parsed as literals (None, bools, ints, floats such as ``1e-3``, lists of literals), and keys that
+  could leave their string literal are refused.
 - ``ddp_on_cpu``: the PyTorch and slurm launchers call ``torch.cuda.set_device`` and use NCCL unconditionally,
   and ``BaseModel.model_to_device`` passes CUDA device ids to DDP; on CPU we use Gloo and no device ids.
 """
 
+import argparse
+import ast
 import collections
 import functools
+import inspect
+import json
 import os
+import re
 import sys
 import types
 
@@ -77,7 +92,9 @@ def load_training_state(path, device=None):
 
 @_once
 def resume_on_cpu():
+    import basicsr.test
     import basicsr.train
+    import basicsr.utils.options
     from basicsr.utils import misc, scandir
 
     def load_resume_state(opt):
@@ -102,6 +119,31 @@ def resume_on_cpu():
         return state
 
     basicsr.train.load_resume_state = load_resume_state
+    options = basicsr.utils.options
+    original_parse = options.parse_options
+
+    @functools.wraps(original_parse)
+    def parse_options(root_path, is_train=True):
+        _replace_in_main_copy('load_resume_state', load_resume_state)
+        return original_parse(root_path, is_train=is_train)
+
+    for module in (options, basicsr.train, basicsr.test):
+        module.parse_options = parse_options
+
+
+def _replace_in_main_copy(name, func):
+    """Replace ``name`` in ``__main__`` when ``__main__`` runs a copy of ``basicsr/train.py``.
+
+    ``python -m basicsr.train`` executes the file again as ``__main__`` (and so does ``python basicsr/train.py``
+    from a checkout); its functions are not those of the ``basicsr.train`` module that the fixes patch.
+    """
+    main = sys.modules.get('__main__')
+    own = getattr(main, name, None)
+    if main is None or own is func or not inspect.isfunction(own) or own.__globals__ is not vars(main):
+        return
+    folder, file = os.path.split(own.__code__.co_filename)
+    if file == 'train.py' and os.path.basename(folder) == 'basicsr':
+        setattr(main, name, func)
 
 
 @_once
@@ -203,6 +245,42 @@ def ddp_on_cpu():
     BaseModel.model_to_device = model_to_device
 
 
+def installed_site_root(package_dir):
+    """The site-packages folder holding an installed package, or None for a source checkout.
+
+    Args:
+        package_dir (str): The package's folder (``os.path.dirname(basicsr.__file__)``).
+
+    Returns:
+        str | None: The parent folder when it is a ``site-packages`` or ``dist-packages`` folder.
+    """
+    parent = os.path.dirname(os.path.abspath(package_dir))
+    return parent if os.path.basename(parent) in ('site-packages', 'dist-packages') else None
+
+
+def is_editable(dist_name):
+    """Whether the installed distribution ``dist_name`` is an editable install (PEP 610 ``direct_url.json``)."""
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution(dist_name).read_text('direct_url.json')
+        return bool(text) and bool(json.loads(text).get('dir_info', {}).get('editable', False))
+    except (metadata.PackageNotFoundError, ValueError, AttributeError):
+        return False
+
+
+def tb_logger_in_cwd(path, site_root, cwd):
+    """Where a ``tb_logger/<name>`` folder that BasicSR roots in ``site_root`` goes instead: under ``cwd``.
+
+    Any other path (``experiments/``, ``results/``, which ``parse_options`` already roots in ``cwd``, and every
+    explicit ``path:`` entry) is returned unchanged.
+    """
+    path_abs = os.path.abspath(path)
+    if os.path.dirname(path_abs) == os.path.join(site_root, 'tb_logger'):
+        return os.path.join(cwd, 'tb_logger', os.path.basename(path_abs))
+    return path
+
+
 @_once
 def module_run_outputs_in_cwd():
     import basicsr
@@ -213,29 +291,27 @@ def module_run_outputs_in_cwd():
     import basicsr.utils.options as options
     from basicsr.utils import misc
 
-    site_root = os.path.dirname(os.path.dirname(os.path.abspath(basicsr.__file__)))
+    site_root = installed_site_root(os.path.dirname(basicsr.__file__))
+    if site_root is None or is_editable('basicsr'):
+        return  # a checkout's train.py roots its outputs in the checkout, as BasicSR means it to
     original_parse, original_tb = options.parse_options, basicsr.utils.logger.init_tb_logger
     original_mkdir = misc.mkdir_and_rename
 
-    def in_cwd(path):
-        rel = os.path.relpath(os.path.abspath(path), site_root)
-        if rel.split(os.sep)[0] in ('experiments', 'results', 'tb_logger'):
-            return os.path.join(os.getcwd(), rel)
-        return path
-
     @functools.wraps(original_parse)
     def parse_options(root_path, is_train=True):
+        # Every experiments/ and results/ path derives from root_path, unless the file sets it explicitly.
         if os.path.abspath(root_path) == site_root:
             root_path = os.getcwd()
         return original_parse(root_path, is_train=is_train)
 
+    # train_pipeline sets opt['root_path'] to its own argument after parse_options: only tb_logger/ uses it.
     @functools.wraps(original_tb)
     def init_tb_logger(log_dir):
-        return original_tb(in_cwd(log_dir))
+        return original_tb(tb_logger_in_cwd(log_dir, site_root, os.getcwd()))
 
     @functools.wraps(original_mkdir)
     def mkdir_and_rename(path):
-        return original_mkdir(in_cwd(path))
+        return original_mkdir(tb_logger_in_cwd(path, site_root, os.getcwd()))
 
     for module in (options, basicsr.train, basicsr.test):
         module.parse_options = parse_options
@@ -243,6 +319,147 @@ def module_run_outputs_in_cwd():
         module.init_tb_logger = init_tb_logger
     for module in (basicsr.utils, misc, basicsr.train):
         module.mkdir_and_rename = mkdir_and_rename
+
+
+_INT = re.compile(r'[-+]?\d+')
+_FLOAT = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
+
+
+def parse_force_yml_value(text):
+    """Parse a ``--force_yml key=value`` value as a literal, never as code.
+
+    ``~`` / ``none`` -> None, ``true`` / ``false`` (any case) -> bool, ``!!float 1e-4`` and numbers such as
+    ``5``, ``-1``, ``0.5``, ``1e-3`` -> int / float, ``[...]`` -> a list of Python literals (numbers, quoted
+    strings, True/False/None, nested lists); anything else stays a string.
+
+    Raises:
+        ValueError: A value that starts with ``[`` but is not a literal list, or a bad ``!!float``.
+    """
+    value = text.strip()
+    lower = value.lower()
+    if value == '~' or lower == 'none':
+        return None
+    if lower in ('true', 'false'):
+        return lower == 'true'
+    if value.startswith('!!float'):
+        return float(value[len('!!float') :])
+    if _INT.fullmatch(value):
+        return int(value)
+    if _FLOAT.fullmatch(value):
+        return float(value)
+    if value.startswith('['):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            parsed = None
+        if not isinstance(parsed, list):
+            raise ValueError(
+                f'{value!r} is not a list of literals (numbers, quoted strings, True, False, None); '
+                '--force_yml values are never evaluated as code'
+            )
+        return parsed
+    return value
+
+
+class _ArgvParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ValueError(message)
+
+
+def _option_args(argv):
+    """``-opt`` and ``--force_yml`` as BasicSR's ``parse_options`` will read them (same options, same rules)."""
+    parser = _ArgvParser(add_help=False)
+    parser.add_argument('-opt', type=str, default=None)
+    parser.add_argument('--launcher', default=None)
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local_rank', default=None)
+    parser.add_argument('--force_yml', nargs='+', default=None)
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except ValueError:
+        return None, []  # BasicSR's own parser reports the command-line error
+    return args.opt, args.force_yml or []
+
+
+def check_force_yml(entry, opt_path='<options>'):
+    """Refuse a ``--force_yml`` entry that BasicSR would run as code.
+
+    BasicSR executes ``opt["k1"]["k2"]=value`` built from the key: a key part with a quote or a backslash could
+    leave its string literal. The value must parse with :func:`parse_force_yml_value`.
+
+    Raises:
+        OptionError: Naming the option file and the entry.
+    """
+    from facesr_kd.utils.options import OptionError
+
+    parts = entry.split('=')
+    if len(parts) != 2:
+        return  # BasicSR refuses it itself (it splits on `=` into exactly two parts)
+    keys, value = parts
+    for key in keys.strip().split(':'):
+        if any(c in key for c in '"\\\n\r'):
+            raise OptionError(
+                f'{opt_path}: --force_yml {entry!r}: the key {key!r} holds a quote, a backslash or a line break; '
+                'option keys never do (BasicSR would run it as code)'
+            )
+    try:
+        parse_force_yml_value(value)
+    except ValueError as err:
+        raise OptionError(f'{opt_path}: --force_yml {entry!r}: {err}') from None
+
+
+def ordered_safe_loader():
+    """A PyYAML safe loader (C-accelerated when available) that builds mappings as ``OrderedDict``."""
+    import yaml
+
+    class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+        """Safe loading: only plain YAML types; tags that build Python objects are refused."""
+
+    def construct_mapping(loader, node):
+        return collections.OrderedDict(loader.construct_pairs(node))
+
+    OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return OrderedSafeLoader
+
+
+@_once
+def safe_option_yaml():
+    from facesr_kd.utils.options import OptionError
+
+    import basicsr.test
+    import basicsr.train
+    import basicsr.utils.options as options
+    import yaml
+
+    loader, dumper = ordered_safe_loader(), options.ordered_yaml()[1]
+    original_parse = options.parse_options
+
+    def ordered_yaml():
+        return loader, dumper
+
+    def _postprocess_yml_value(value):
+        return parse_force_yml_value(value)
+
+    @functools.wraps(original_parse)
+    def parse_options(root_path, is_train=True):
+        opt_path, entries = _option_args(sys.argv[1:])
+        for entry in entries:
+            check_force_yml(entry, opt_path)
+        try:
+            return original_parse(root_path, is_train=is_train)
+        except yaml.constructor.ConstructorError as err:
+            raise OptionError(
+                f"{opt_path}: refused: {err}. Option files are read with YAML's safe loader: tags that build "
+                'Python objects (such as !!python/...) are not allowed; write plain values.'
+            ) from None
+        except yaml.YAMLError as err:
+            raise OptionError(f'{opt_path}: not a valid YAML option file: {err}') from None
+
+    options.ordered_yaml = ordered_yaml
+    options._postprocess_yml_value = _postprocess_yml_value
+    for module in (options, basicsr.train, basicsr.test):
+        module.parse_options = parse_options
 
 
 def apply():
@@ -254,5 +471,6 @@ def apply():
     resume_keeps_ignored_networks()
     perceptual_l2()
     jpeg_int_quality()
+    safe_option_yaml()
     module_run_outputs_in_cwd()
     ddp_on_cpu()

@@ -2,7 +2,7 @@
 
 The shipped option files (``options/*.yml``, ``options/test/*.yml``) are the paper-scale recipes; a preset
 changes only sizes, widths, iterations and paths, so the smoke runs of the test suite and the ``small``
-benchmark exercise exactly the recipes that ship. ``scripts/reproduce_table1.py`` is the CLI over this module.
+benchmark exercise exactly the recipes that ship. ``facesr-kd-reproduce`` is the CLI over this module.
 """
 
 import copy
@@ -89,7 +89,7 @@ PRESETS = {
         'demo_test': 8,
         'figure_faces': 4,
     },
-    # The distillation ablation (scripts/distill_ablation.py): one teacher, many short student runs.
+    # The distillation ablation (facesr-kd-ablation): one teacher, many short student runs.
     'ablation': {
         'size': 64,
         'num_feat': 16,

@@ -108,9 +108,10 @@ def test_import_applies_compat_fixes():
         'jpeg_int_quality',
         'module_run_outputs_in_cwd',
         'ddp_on_cpu',
+        'safe_option_yaml',
     }
     facesr_kd.compat.apply()  # idempotent
-    assert len(facesr_kd.compat.APPLIED) == 7
+    assert len(facesr_kd.compat.APPLIED) == 8
 
 
 def test_registered_names_resolve_and_do_not_collide():
@@ -281,8 +282,8 @@ def test_bad_option_file_fails_before_work_naming_key_and_file(case, paired_face
     opt = tiny_opt(paired_faces, f'bad_{case}')
     extra = []
     if case == 'float_as_string':
-        # YAML reads `1e-4` (no dot) as a string, and so does BasicSR's --force_yml.
-        extra = ['--force_yml', 'train:optim_g:lr=1e-4']
+        # YAML 1.1 reads `1e-4` (no dot) as a string (`--force_yml` values are parsed as numbers here).
+        opt['train']['optim_g']['lr'] = '1e-4'
         expected = ['train.optim_g.lr', "'1e-4' was read as a string", '!!float 1e-4']
     elif case == 'unknown_type':
         opt['network_g']['type'] = 'RCANN'

@@ -1,6 +1,6 @@
 """Facial component dictionaries: feature levels, component crops and the dictionary file.
 
-The same crop function serves the dictionary builder (``scripts/build_dictionary.py``, on HR faces) and the
+The same crop function serves the dictionary builder (``facesr-kd-dictionary``, on HR faces) and the
 teacher (on the upsampled LR input), so that atoms and crops are comparable.
 
 Dictionary file, written by :func:`save_dictionary` and read by :func:`load_dictionary_file`: a ``torch.save``
@@ -238,8 +238,8 @@ def load_dictionary_file(path):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f'component dictionary {path} not found. Build it with scripts/build_dictionary.py '
-            '(e.g. `python scripts/build_dictionary.py --gt-dir <HR faces> --boxes <boxes.json> -o '
+            f'component dictionary {path} not found. Build it with facesr-kd-dictionary '
+            '(e.g. `facesr-kd-dictionary --gt-dir <HR faces> --boxes <boxes.json> -o '
             f'{path}`) or load a teacher checkpoint that holds one.'
         )
     return torch.load(path, map_location='cpu', weights_only=True)

@@ -21,7 +21,7 @@ class DFDNetTeacher(DFDNetStudent):
     relu3_4, relu4_4 and conv5_4, and the DFDNet decoder.
 
     The dictionary is part of the module's state (buffers, saved with ``state_dict``), loaded from the file
-    ``scripts/build_dictionary.py`` writes (``dict_path`` or :meth:`load_dictionary`) or from a checkpoint.
+    ``facesr-kd-dictionary`` writes (``dict_path`` or :meth:`load_dictionary`) or from a checkpoint.
 
     Args:
         out_size (int): Output size (multiple of 16, e.g. 128, 256, 512).
@@ -73,7 +73,7 @@ class DFDNetTeacher(DFDNetStudent):
         if not self.dictionary.loaded.is_meta and not bool(self.dictionary.loaded):
             raise RuntimeError(
                 'DFDNetTeacher has no component dictionary: pass `dict_path` (a file built by '
-                'scripts/build_dictionary.py), call load_dictionary(), or load a teacher checkpoint that holds one.'
+                'facesr-kd-dictionary), call load_dictionary(), or load a teacher checkpoint that holds one.'
             )
         boxes = torch.as_tensor(boxes)
         if boxes.shape != (lq.shape[0], len(COMPONENTS), 4):

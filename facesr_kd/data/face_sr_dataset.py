@@ -43,7 +43,7 @@ class FaceSRDataset(data.Dataset):
         meta_info_file (str, optional): HR paths relative to ``dataroot_gt``, one per line (first token).
             With LMDB, default: ``dataroot_gt/meta_info.txt``.
         io_backend (dict): ``type: disk`` or ``type: lmdb``.
-        boxes_file (str, optional): ``boxes.json`` from ``scripts/prepare_vggface2.py`` (keys: HR paths
+        boxes_file (str, optional): ``boxes.json`` from ``facesr-kd-prepare`` (keys: HR paths
             relative to ``dataroot_gt``; for LMDB the key plus ``.png``).
         box_source (str, optional): ``file`` (the default when ``boxes_file`` is given) or ``template``
             (fixed FFHQ-template boxes, for aligned faces without landmarks). One of the two must be stated.
@@ -133,14 +133,14 @@ class FaceSRDataset(data.Dataset):
             if missing:
                 raise ValueError(
                     f'FaceSRDataset: {len(missing)} faces have no boxes in {boxes_file}, e.g. '
-                    f'{missing[:3]}; prepare the boxes with scripts/prepare_vggface2.py'
+                    f'{missing[:3]}; prepare the boxes with facesr-kd-prepare'
                 )
         elif source == 'template':
             self.box_source = 'template'
             self.boxes = np.broadcast_to(template_boxes(self.gt_size).astype(np.float32), (len(self.paths), 4, 4))
         else:
             raise ValueError(
-                'FaceSRDataset: give boxes_file (from scripts/prepare_vggface2.py), or state '
+                'FaceSRDataset: give boxes_file (from facesr-kd-prepare), or state '
                 'box_source: template to use the fixed FFHQ-template boxes'
             )
 
@@ -157,7 +157,7 @@ class FaceSRDataset(data.Dataset):
             raise ValueError(
                 f'FaceSRDataset: {osp.join(folder, rel)} is {img.shape[1]}x{img.shape[0]}, expected '
                 f'{size}x{size} (gt_size {self.gt_size}, scale {self.scale}); prepare the faces at '
-                'that size (scripts/prepare_vggface2.py --size/--scale)'
+                'that size (facesr-kd-prepare --size/--scale)'
             )
         return img, path
 

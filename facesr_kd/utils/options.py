@@ -1,13 +1,23 @@
 """Validation of BasicSR option files, run right after they are parsed and before any work starts.
 
-:func:`check_options` resolves every ``type:`` in its registry, checks the keyword arguments of networks,
-losses and metrics against their signatures, checks that every input path exists, and catches misspelt
-section keys. :func:`install_option_check` hooks it into BasicSR's ``parse_options`` so that BasicSR's own
-entry points and ours validate alike.
+:func:`check_options` acts only on option files that use facesr_kd: a ``model_type``, network, dataset, loss
+or metric whose registered object comes from this package (:func:`uses_facesr_kd`). Every other file is left
+alone, so that installing the startup hook never refuses a file that stock BasicSR (or GFPGAN, Real-ESRGAN...)
+would run. In our files it resolves every ``type:`` as BasicSR's registries do, checks the keyword arguments of
+networks, losses, metrics and optimisers against their signatures, checks that every input path exists, the
+numbers a run needs (``total_iter``, ``batch_size_per_gpu``, save and print frequencies, ``num_gpu`` against
+the machine), the teacher checkpoint and the dictionary file, and catches misspelt keys. Sections read by stock
+BasicSR code (a stock dataset's keys, the top-level and ``train:`` keys of a stock model) are not checked for
+misspellings: stock code accepts keys we do not know.
+
+:func:`install_option_check` hooks it into BasicSR's ``parse_options`` so that BasicSR's own entry points and
+ours validate alike.
 """
 
+import contextlib
 import difflib
 import inspect
+import io
 import os
 import re
 
@@ -89,6 +99,8 @@ DATASET_KEYS = {
     'pin_memory',
     'persistent_workers',
 }
+# The input paths of a stock dataset that are checked in our files; other keys are the dataset's business.
+STOCK_DATASET_PATHS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 PATH_KEYS_NETWORK = {
     'pretrain_network_g',
     'pretrain_network_d',
@@ -97,6 +109,9 @@ PATH_KEYS_NETWORK = {
     'ignore_resume_networks',
 }
 SCHEDULERS = {'MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR'}
+# Optimiser arguments people write for other frameworks.
+OPTIM_ALIASES = {'learning_rate': 'lr', 'learningrate': 'lr', 'epsilon': 'eps', 'beta1': 'betas', 'beta2': 'betas'}
+PREPARE_HINT = 'Prepare it first (see `facesr-kd-prepare --help`) or fix the path in the option file.'
 
 
 class OptionError(ValueError):
@@ -105,6 +120,64 @@ class OptionError(ValueError):
 
 def _fail(opt_path, key, problem):
     raise OptionError(f'{opt_path}: `{key}`: {problem}')
+
+
+def lookup(registry, name):
+    """The object ``registry.get(name)`` returns, or None where it raises.
+
+    BasicSR's own ``get`` is called, so names resolve exactly as BasicSR resolves them, including the
+    fallback of BasicSR versions whose ``get(name, suffix='basicsr')`` also tries ``name + '_basicsr'``
+    (e.g. ``RealESRGANModel``); the message that fallback prints is swallowed.
+    """
+    if not isinstance(name, str):
+        return None
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return registry.get(name)
+        except KeyError:
+            return None
+
+
+def is_ours(obj):
+    """Whether a registered object (class or function) is defined in facesr_kd."""
+    module = getattr(obj, '__module__', None) or ''
+    return module == 'facesr_kd' or module.startswith('facesr_kd.')
+
+
+def _registries():
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+    return ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+
+def _typed_entries(opt):
+    """``(registry kind, type name)`` of every ``type:`` BasicSR resolves in an option dict."""
+    yield 'model', opt.get('model_type')
+    for key, value in opt.items():
+        if key.startswith('network_') and isinstance(value, dict):
+            yield 'arch', value.get('type')
+    datasets = opt.get('datasets')
+    for ds_opt in (datasets or {}).values() if isinstance(datasets, dict) else ():
+        if isinstance(ds_opt, dict):
+            yield 'dataset', ds_opt.get('type')
+    train_opt = opt.get('train')
+    for key, value in train_opt.items() if isinstance(train_opt, dict) else ():
+        if key.endswith('_opt') and isinstance(value, dict):
+            yield 'loss', value.get('type')
+    val_opt = opt.get('val')
+    metrics = val_opt.get('metrics') if isinstance(val_opt, dict) else None
+    for m_opt in metrics.values() if isinstance(metrics, dict) else ():
+        if isinstance(m_opt, dict):
+            yield 'metric', m_opt.get('type')
+
+
+def uses_facesr_kd(opt):
+    """Whether an option dict uses any of facesr_kd's registered models, networks, datasets, losses or metrics."""
+    arch, dataset, loss, metric, model = _registries()
+    registries = {'arch': arch, 'dataset': dataset, 'loss': loss, 'metric': metric, 'model': model}
+    if not isinstance(opt, dict):
+        return False
+    return any(is_ours(lookup(registries[kind], name)) for kind, name in _typed_entries(opt))
 
 
 def _misspelt(opt_path, section, keys, known, strict):
@@ -118,7 +191,7 @@ def _misspelt(opt_path, section, keys, known, strict):
             _fail(opt_path, f'{section}{key}', f'unknown key; known keys are {sorted(known)}.')
 
 
-def _check_kwargs(opt_path, key, target, kwargs, ignore=()):
+def _check_kwargs(opt_path, key, target, kwargs, ignore=(), aliases=None):
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
@@ -129,7 +202,8 @@ def _check_kwargs(opt_path, key, target, kwargs, ignore=()):
     for name in kwargs:
         if name in ignore or name in accepted:
             continue
-        close = difflib.get_close_matches(name, sorted(accepted), n=1, cutoff=0.6)
+        close = [aliases[name]] if name in (aliases or {}) else []
+        close = close or difflib.get_close_matches(name, sorted(accepted), n=1, cutoff=0.6)
         hint = f'did you mean `{close[0]}`?' if close else f'it takes {sorted(accepted - set(ignore))}.'
         _fail(opt_path, f'{key}.{name}', f'{getattr(target, "__name__", target)} has no argument `{name}`; {hint}')
 
@@ -137,25 +211,21 @@ def _check_kwargs(opt_path, key, target, kwargs, ignore=()):
 def _resolve(opt_path, key, registry, type_name):
     if type_name is None:
         _fail(opt_path, f'{key}.type', f'missing; give one of the registered {registry._name} names.')
-    if type_name not in registry:
+    obj = lookup(registry, type_name)
+    if obj is None:
         close = difflib.get_close_matches(str(type_name), sorted(name for name, _ in registry), n=1, cutoff=0.6)
         hint = f'did you mean `{close[0]}`?' if close else 'is the package that registers it imported?'
         _fail(opt_path, f'{key}.type', f"`{type_name}` is not in BasicSR's {registry._name} registry; {hint}")
-    return registry.get(type_name)
+    return obj
 
 
-def _check_path(opt_path, key, value, kind='exist'):
+def _check_path(opt_path, key, value):
     if value is None:
         return
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:
         if isinstance(v, str) and not os.path.exists(os.path.expanduser(v)):
-            _fail(
-                opt_path,
-                key,
-                f'{v} does not exist. Prepare it first (see scripts/prepare_vggface2.py) or fix '
-                'the path in the option file.',
-            )
+            _fail(opt_path, key, f'{v} does not exist. {PREPARE_HINT}')
 
 
 def _check_numbers(opt_path, value, key=''):
@@ -170,48 +240,216 @@ def _check_numbers(opt_path, value, key=''):
             opt_path,
             key,
             f"'{value}' was read as a string, not a number (YAML needs a dot: write !!float {value} or "
-            f'{float(value)!r}; on the command line --force_yml takes {float(value)!r}).',
+            f'{float(value)!r}).',
         )
 
 
+def _positive(opt_path, key, value, what):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        _fail(opt_path, key, f'is {value!r}; {what}')
+
+
+def _default(target, name, fallback=None):
+    try:
+        param = inspect.signature(target).parameters.get(name)
+    except (TypeError, ValueError):
+        return fallback
+    return fallback if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def _read_lazily(path):
+    """A ``torch.save`` file, memory-mapped (tensor data is not read) and without running code; None if unreadable."""
+    from facesr_kd.utils.checkpoint import CheckpointError, load_file
+
+    try:
+        return load_file(path, mmap=True)
+    except (CheckpointError, OSError):  # a foreign file: the model's own loading reports it
+        return None
+
+
+def _check_optimizer(opt_path, key, optim_opt, model_cls):
+    import torch
+
+    if not isinstance(optim_opt, dict):
+        _fail(opt_path, key, 'must be a mapping with a `type` and an `lr`.')
+    type_ = optim_opt.get('type')
+    cls = getattr(torch.optim, type_, None) if isinstance(type_, str) else None
+    if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
+        known = sorted(
+            n
+            for n, c in vars(torch.optim).items()
+            if inspect.isclass(c) and issubclass(c, torch.optim.Optimizer) and c is not torch.optim.Optimizer
+        )
+        close = difflib.get_close_matches(str(type_), known, n=1, cutoff=0.6)
+        _fail(
+            opt_path,
+            f'{key}.type',
+            f'`{type_}` is not a torch.optim optimiser; '
+            + (f'did you mean `{close[0]}`?' if close else f'use one of {known}.'),
+        )
+    kwargs = {k: v for k, v in optim_opt.items() if k != 'type'}
+    _check_kwargs(opt_path, key, cls, kwargs, ignore=('params',), aliases=OPTIM_ALIASES)
+    if 'lr' not in kwargs:
+        _fail(
+            opt_path, f'{key}.lr', 'missing: BasicSR hands the learning rate to the optimiser; add `lr: !!float 1e-4`.'
+        )
+    get_optimizer = getattr(model_cls, 'get_optimizer', None)
+    if get_optimizer is None:
+        return
+    # The model's own get_optimizer, on one dummy parameter: what it refuses now, it would refuse in setup.
+    lr = kwargs.pop('lr')
+    try:
+        get_optimizer(None, type_, [torch.zeros(1, requires_grad=True)], lr, **kwargs)
+    except NotImplementedError as err:
+        _fail(
+            opt_path,
+            f'{key}.type',
+            f'{model_cls.__name__}.get_optimizer of this BasicSR refuses `{type_}` ({err}); use one it supports, '
+            'e.g. Adam.',
+        )
+    except ValueError as err:
+        _fail(opt_path, key, f'{type_} refuses these settings: {err}')
+    except Exception:  # a get_optimizer of another signature, or one that needs a real model: checked at build
+        return
+
+
+def _check_teacher(opt_path, opt, arch_cls):
+    path = (opt.get('path') or {}).get('pretrain_network_t')
+    net_opt = opt.get('network_t')
+    if not isinstance(path, str) or not isinstance(net_opt, dict) or not os.path.isfile(os.path.expanduser(path)):
+        return
+    ckpt = _read_lazily(os.path.expanduser(path))
+    if not isinstance(ckpt, dict):
+        return
+    want = net_opt.get('type')
+    arch = ckpt.get('arch') if isinstance(ckpt.get('arch'), dict) else None
+    if arch is not None and arch.get('type') != want:
+        _fail(
+            opt_path,
+            'path.pretrain_network_t',
+            f"{path} holds a {arch.get('type')} checkpoint, not a {want} teacher; point it at the teacher's "
+            'checkpoint (experiments/<teacher run>/models/net_g_latest.pth).',
+        )
+    if arch is not None:
+        for name in ('num_atoms', 'out_size'):
+            mine, theirs = net_opt.get(name, _default(arch_cls, name)), arch.get(name, _default(arch_cls, name))
+            if mine is not None and theirs is not None and mine != theirs:
+                _fail(
+                    opt_path,
+                    f'network_t.{name}',
+                    f'is {mine} but the teacher in {path} was trained with {name}: {theirs}; set {name}: {theirs}.',
+                )
+        return
+    key = (opt.get('path') or {}).get('param_key_t', 'params')
+    if key not in ckpt and 'params' in ckpt:
+        key = 'params'  # as BasicSR's load_network falls back
+    state = ckpt.get(key) if isinstance(ckpt.get(key), dict) else ckpt
+    if state and not any(str(k).startswith('dictionary.') for k in state):
+        _fail(
+            opt_path,
+            'path.pretrain_network_t',
+            f'{path} holds no component dictionary (`{key}` has no `dictionary.*` entries): it is not a {want} '
+            "teacher checkpoint; point it at the teacher's checkpoint.",
+        )
+
+
+def _check_dictionary_file(opt_path, key, net_opt, arch_cls):
+    dict_path = net_opt.get('dict_path')
+    if not isinstance(dict_path, str) or not os.path.isfile(os.path.expanduser(dict_path)):
+        return
+    data = _read_lazily(os.path.expanduser(dict_path))
+    if not isinstance(data, dict) or 'num_atoms' not in data:
+        return
+    for name in ('num_atoms', 'out_size'):
+        mine = net_opt.get(name, _default(arch_cls, name))
+        if mine is not None and data.get(name) is not None and mine != data[name]:
+            _fail(
+                opt_path,
+                f'{key}.{name}',
+                f'is {mine} but the dictionary {dict_path} holds {name}={data[name]} (K={data.get("num_atoms")} atoms '
+                f'per component); set {name}: {data[name]}, or build a dictionary for {name}={mine}.',
+            )
+
+
 def check_options(opt, opt_path='<options>', check_paths=True):
-    """Validate a parsed BasicSR option dict.
+    """Validate a parsed BasicSR option dict that uses facesr_kd; leave any other alone.
 
     Args:
         opt (dict): The options as ``basicsr.utils.options.parse_options`` returns them.
         opt_path (str): The option file, named in every error.
-        check_paths (bool): Also check that every dataset, pretrained-network and resume path exists (off:
-            check a shipped recipe before its data are prepared).
+        check_paths (bool): Also check that every dataset, pretrained-network and resume path exists, and that
+            the teacher checkpoint and dictionary files fit (off: check a shipped recipe before its data are
+            prepared).
+
+    Returns:
+        bool: Whether the file was checked (False: it uses none of facesr_kd's types, see :func:`uses_facesr_kd`).
 
     Raises:
         OptionError: On the first problem, naming the file and the key.
     """
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+    import torch
 
+    arch_registry, dataset_registry, loss_registry, metric_registry, model_registry = _registries()
+    if not uses_facesr_kd(opt):
+        return False
     for key in ('name', 'model_type', 'datasets'):
         if key not in opt:
             _fail(opt_path, key, 'required key is missing.')
-    _misspelt(opt_path, '', [k for k in opt if not k.startswith('network_')], TOP_KEYS, strict=False)
+    if not isinstance(opt['datasets'], dict):
+        _fail(opt_path, 'datasets', 'must be a mapping of phases (`train`, `val*`, `test*`) to datasets.')
     _check_numbers(opt_path, opt)
-    _resolve(opt_path, 'model_type', MODEL_REGISTRY, opt['model_type'])
+    model_cls = _resolve(opt_path, 'model_type', model_registry, opt['model_type'])
+    our_model = is_ours(model_cls)
+    is_train = opt.get('is_train', True)
+    if our_model:
+        _misspelt(opt_path, '', [k for k in opt if not k.startswith('network_')], TOP_KEYS, strict=False)
+    num_gpu = opt.get('num_gpu')
+    if isinstance(num_gpu, int) and not isinstance(num_gpu, bool) and num_gpu >= 1 and not torch.cuda.is_available():
+        _fail(
+            opt_path,
+            'num_gpu',
+            f'is {num_gpu} but this machine has no CUDA device; set `num_gpu: 0` to run on the CPU.',
+        )
 
+    archs = {}
     for key, net_opt in opt.items():
-        if key.startswith('network_'):
-            if not isinstance(net_opt, dict):
-                _fail(opt_path, key, 'must be a mapping with a `type`.')
-            arch = _resolve(opt_path, key, ARCH_REGISTRY, net_opt.get('type'))
+        if not key.startswith('network_'):
+            continue
+        if not isinstance(net_opt, dict):
+            _fail(opt_path, key, 'must be a mapping with a `type`.')
+        arch = lookup(arch_registry, net_opt.get('type'))
+        if arch is None and not our_model:
+            continue  # a stock model's network: the model decides whether it builds it
+        arch = _resolve(opt_path, key, arch_registry, net_opt.get('type'))
+        archs[key] = arch
+        if our_model or is_ours(arch):
             _check_kwargs(opt_path, key, arch, {k: v for k, v in net_opt.items() if k != 'type'})
+        if check_paths and is_ours(arch):
+            _check_dictionary_file(opt_path, key, net_opt, arch)
 
+    metrics_on = bool(isinstance(opt.get('val'), dict) and opt['val'].get('metrics'))
     for phase, ds_opt in opt['datasets'].items():
         key = f'datasets.{phase}'
         if phase != 'train' and not phase.startswith(('val', 'test')):
             _fail(opt_path, key, 'dataset phases are `train`, `val*` or `test*`.')
-        dataset_cls = _resolve(opt_path, key, DATASET_REGISTRY, ds_opt.get('type'))
-        known = DATASET_KEYS | set(getattr(dataset_cls, 'OPTION_KEYS', ()))
-        _misspelt(opt_path, f'{key}.', ds_opt, known, strict=hasattr(dataset_cls, 'OPTION_KEYS'))
+        if not isinstance(ds_opt, dict):
+            _fail(opt_path, key, 'must be a mapping with a `type`.')
+        dataset_cls = _resolve(opt_path, key, dataset_registry, ds_opt.get('type'))
+        our_dataset = is_ours(dataset_cls)
+        if our_dataset:
+            known = DATASET_KEYS | set(getattr(dataset_cls, 'OPTION_KEYS', ()))
+            _misspelt(opt_path, f'{key}.', ds_opt, known, strict=hasattr(dataset_cls, 'OPTION_KEYS'))
+        needs_gt = phase == 'train' or (phase.startswith('val') and (our_dataset or metrics_on))
+        if is_train and needs_gt and ds_opt.get('dataroot_gt') is None:
+            _fail(opt_path, f'{key}.dataroot_gt', f'missing: the {phase} dataset needs its HR (ground-truth) folder.')
+        if is_train and phase == 'train':
+            _positive(opt_path, f'{key}.batch_size_per_gpu', ds_opt.get('batch_size_per_gpu'), 'it must be >= 1.')
         backend = (ds_opt.get('io_backend') or {}).get('type', 'disk')
         for k, v in ds_opt.items():
-            if k.startswith('dataroot_') or k.endswith(('_file', '_path')):
+            ours_path = our_dataset and (k.startswith('dataroot_') or k.endswith(('_file', '_path')))
+            if ours_path or k in STOCK_DATASET_PATHS:
                 if backend == 'lmdb' and k.startswith('dataroot_') and isinstance(v, str) and not v.endswith('.lmdb'):
                     _fail(opt_path, f'{key}.{k}', f'an lmdb io_backend needs a folder ending in .lmdb, got {v}.')
                 if check_paths:
@@ -219,35 +457,52 @@ def check_options(opt, opt_path='<options>', check_paths=True):
 
     path_opt = opt.get('path') or {}
     for k, v in path_opt.items():
-        if k.startswith(('pretrain_network_', 'resume_state')):
+        if k.startswith('pretrain_network_'):
+            if check_paths and (our_model or f'network_{k[len("pretrain_network_") :]}' in opt):
+                _check_path(opt_path, f'path.{k}', v)
+        elif k.startswith('resume_state'):
             if check_paths:
                 _check_path(opt_path, f'path.{k}', v)
-        elif not (k in PATH_KEYS_FIXED or k.startswith(('param_key_', 'strict_load_'))):
+        elif our_model and not (k in PATH_KEYS_FIXED or k.startswith(('param_key_', 'strict_load_'))):
             _misspelt(opt_path, 'path.', [k], PATH_KEYS_FIXED | PATH_KEYS_NETWORK, strict=False)
+    if check_paths and our_model and 'network_t' in archs:
+        _check_teacher(opt_path, opt, archs['network_t'])
 
     train_opt = opt.get('train')
-    if opt.get('is_train', True) and train_opt is not None:
+    if is_train and isinstance(train_opt, dict):
+        if 'total_iter' in train_opt:
+            _positive(opt_path, 'train.total_iter', train_opt['total_iter'], 'training needs at least one iteration.')
         for k, v in train_opt.items():
             if k.endswith('_opt') and isinstance(v, dict):
-                loss = _resolve(opt_path, f'train.{k}', LOSS_REGISTRY, v.get('type'))
-                _check_kwargs(opt_path, f'train.{k}', loss, {kk: vv for kk, vv in v.items() if kk != 'type'})
-            elif not k.endswith('_opt'):
+                loss = lookup(loss_registry, v.get('type'))
+                if our_model or is_ours(loss):
+                    loss = _resolve(opt_path, f'train.{k}', loss_registry, v.get('type'))
+                    _check_kwargs(opt_path, f'train.{k}', loss, {kk: vv for kk, vv in v.items() if kk != 'type'})
+            elif (our_model and k.startswith('optim_')) or k == 'optim_g':
+                _check_optimizer(opt_path, f'train.{k}', v, model_cls)
+            elif our_model and not k.endswith('_opt'):
                 _misspelt(opt_path, 'train.', [k], TRAIN_KEYS, strict=False)
-        model_check = getattr(MODEL_REGISTRY.get(opt['model_type']), 'check_train_options', None)
-        if model_check is not None:
-            try:
-                model_check(opt)
-            except ValueError as err:
-                _fail(opt_path, 'train', str(err))
-        scheduler = (train_opt.get('scheduler') or {}).get('type')
-        if scheduler is not None and scheduler not in SCHEDULERS:
-            _fail(opt_path, 'train.scheduler.type', f'`{scheduler}` is not one of {sorted(SCHEDULERS)}.')
+        if our_model:
+            model_check = getattr(model_cls, 'check_train_options', None)
+            if model_check is not None:
+                try:
+                    model_check(opt)
+                except ValueError as err:
+                    _fail(opt_path, 'train', str(err))
+            scheduler = (train_opt.get('scheduler') or {}).get('type')
+            if scheduler is not None and scheduler not in SCHEDULERS:
+                _fail(opt_path, 'train.scheduler.type', f'`{scheduler}` is not one of {sorted(SCHEDULERS)}.')
 
     val_opt = opt.get('val')
-    if val_opt is not None:
-        _misspelt(opt_path, 'val.', val_opt, VAL_KEYS, strict=False)
+    if isinstance(val_opt, dict):
+        if our_model:
+            _misspelt(opt_path, 'val.', val_opt, VAL_KEYS, strict=False)
+        if is_train and 'val_freq' in val_opt:
+            _positive(opt_path, 'val.val_freq', val_opt['val_freq'], 'it must be >= 1 (or remove the `val` section).')
         for name, m_opt in (val_opt.get('metrics') or {}).items():
-            metric = _resolve(opt_path, f'val.metrics.{name}', METRIC_REGISTRY, m_opt.get('type'))
+            if not isinstance(m_opt, dict):
+                _fail(opt_path, f'val.metrics.{name}', 'must be a mapping with a `type`.')
+            metric = _resolve(opt_path, f'val.metrics.{name}', metric_registry, m_opt.get('type'))
             _check_kwargs(
                 opt_path,
                 f'val.metrics.{name}',
@@ -255,8 +510,14 @@ def check_options(opt, opt_path='<options>', check_paths=True):
                 {k: v for k, v in m_opt.items() if k not in ('type', 'better')},
                 ignore=('img', 'img2'),
             )
-    if opt.get('logger') is not None:
-        _misspelt(opt_path, 'logger.', opt['logger'], LOGGER_KEYS, strict=False)
+    logger_opt = opt.get('logger')
+    if isinstance(logger_opt, dict):
+        if our_model:
+            _misspelt(opt_path, 'logger.', logger_opt, LOGGER_KEYS, strict=False)
+        if is_train:
+            for k in ('save_checkpoint_freq', 'print_freq'):
+                _positive(opt_path, f'logger.{k}', logger_opt.get(k), 'it must be >= 1 (a number of iterations).')
+    return True
 
 
 def normalize_options(opt):
@@ -274,7 +535,10 @@ def normalize_options(opt):
 
 
 def install_option_check():
-    """Make BasicSR's ``parse_options`` validate every option file it reads (idempotent)."""
+    """Make BasicSR's ``parse_options`` validate every option file of ours that it reads (idempotent).
+
+    Files that use none of facesr_kd's types pass through untouched (see :func:`uses_facesr_kd`).
+    """
     import basicsr.test
     import basicsr.train
     import basicsr.utils.options as basicsr_options
@@ -285,7 +549,8 @@ def install_option_check():
 
     def parse_options(root_path, is_train=True):
         opt, args = original(root_path, is_train=is_train)
-        check_options(normalize_options(opt), args.opt)
+        if uses_facesr_kd(opt):
+            check_options(normalize_options(opt), args.opt)
         return opt, args
 
     parse_options.checks_options = True
