@@ -28,7 +28,7 @@ SCRIPTS = [
     'facesr-kd-options',
 ]
 APIS = {
-    'facesr_kd.data.prepare': ['prepare_faces', 'load_records'],
+    'facesr_kd.data.prepare': ['prepare_faces', 'load_records', 'check_options', 'run_errors', 'PreparationError'],
     'facesr_kd.dictionary': ['build_dictionary', 'list_faces'],
     'facesr_kd.inference': ['FaceSRRestorer', 'restore_paths', 'prepare_network'],
     'facesr_kd.export': ['export_onnx', 'export_checkpoint'],

@@ -29,6 +29,14 @@ from facesr_kd.table1 import BICUBIC, baseline_rows
 VARIANTS = {
     'nokd': ('Student w/o KD', 'random', None, False, 'student without KD (control)', None),
     'paper': ('Student', 'random', {}, False, "the paper's adversarial feature KD", None),
+    'paper_lo': (
+        'Student',
+        'random',
+        {},
+        False,
+        "the paper's adversarial feature KD with lambda_adv 1e-3 instead of 1e-2",
+        1e-3,
+    ),
     'nokd_t': ('Student w/o KD', 'teacher', None, False, 'student without KD from the teacher (control)', None),
     'paper_t': ('Student', 'teacher', {}, False, "the paper's KD, student from the teacher", None),
     'norm_t': (

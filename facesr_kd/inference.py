@@ -26,17 +26,26 @@ Pipeline for a whole photo:
 
 Memory: only the input and the output photo are held at full size, in their own dtype; each face is pasted
 within its own footprint, so per-face work does not grow with the photo. Outputs above ``max_pixels`` are
-refused with a message (lower ``upscale``).
+refused with a message (lower ``upscale``); inputs too large for that are refused from their file header,
+before they are decoded.
+
+Hostile input: :func:`restore_paths` checks that the outputs can be written before any work, skips (with the
+reason) every input it cannot use, so one bad file never ends a batch, and never lets two inputs write the same
+result (:func:`output_names`); :func:`list_inputs` reports what it does not try (hidden names, folders, broken
+links, FIFOs). What a result loses of its input (frames after the first, an extension OpenCV cannot write) is
+said, not silent.
 """
 
 import os
+import stat
 import time
 
 from facesr_kd.archs.arch_util import bake_spectral_norm
 from facesr_kd.face import align
 from facesr_kd.face.components import boxes_from_landmarks5, template_boxes
-from facesr_kd.face.image_io import ImageReadError, output_extension, read_image, write_image
+from facesr_kd.face.image_io import WRITABLE_EXTS, ImageReadError, output_extension, read_image, write_image
 from facesr_kd.utils.checkpoint import load_sr_network
+from facesr_kd.utils.files import check_writable
 
 import cv2
 import numpy as np
@@ -47,7 +56,15 @@ BG_UPSAMPLERS = ('none', 'bicubic', 'realesrgan')
 BOX_SOURCES = ('detect', 'template')
 REALESRGAN_URL = 'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth'
 DEFAULT_MAX_PIXELS = 64_000_000
-
+# Aligned face crops are square; sides that differ by at most this fraction are resized as they are.
+ALIGNED_ASPECT_TOLERANCE = 0.01
+# The before/after picture stops growing at this many pixels (its rows are held in memory until it is written).
+BEFORE_AFTER_MAX_PIXELS = 64_000_000
+# OpenCV writes no 2-channel image and PIL no 16-bit gray + alpha PNG (see facesr_kd.face.image_io.write_image).
+GRAY_ALPHA_16_NOTE = (
+    '16-bit gray + alpha written as a 16-bit RGBA PNG (the gray in all three colour channels): no 2-channel '
+    '16-bit PNG writer is available'
+)
 
 # Archs run in channels-last memory format on the CPU, because it measured faster there. Measured once on this
 # project's shared 2-core CPU, 1 thread, 32 -> 256, random weights, spectral norms baked, inference mode, median
@@ -63,6 +80,10 @@ CHANNELS_LAST_CPU_ARCHS = frozenset({'DFDNetStudent', 'LiteFaceStudent'})
 
 class ImageTooLargeError(ValueError):
     """The upscaled photo would exceed the pixel limit."""
+
+
+class NotSquareError(ValueError):
+    """An input given as an aligned face crop is not square."""
 
 
 def use_channels_last(arch_type, device):
@@ -144,11 +165,20 @@ def resize_face(face, size):
     return cv2.resize(face, (size, size), interpolation=interp)
 
 
-def build_bg_upsampler(name, model_path=None, tile=400, device='cpu'):
+def check_half(half, device):
+    """Refuse float16 inference on a device without fast fp16 convolutions (anything but CUDA)."""
+    if half and torch.device(device).type != 'cuda':
+        raise ValueError(
+            f'--half (float16) runs on CUDA only, not on {device}: fp16 convolutions on the CPU are slow or '
+            'unsupported. Leave --half out on the CPU.'
+        )
+
+
+def build_bg_upsampler(name, model_path=None, tile=400, device='cpu', half=False):
     """The background upsampler: ``'none'`` (Lanczos resize), ``'bicubic'`` or ``'realesrgan'``.
 
-    ``'realesrgan'`` needs the ``realesrgan`` package and ``RealESRGAN_x2plus.pth`` (``model_path``); it runs in
-    tiles of ``tile`` pixels so that large photos fit in memory.
+    ``'realesrgan'`` needs the ``realesrgan`` package and ``RealESRGAN_x2plus.pth`` (``model_path``); it runs on
+    ``device`` (float16 with ``half``, CUDA only), in tiles of ``tile`` pixels so that large photos fit in memory.
 
     Returns:
         str | object: The name, or an object with ``enhance(img, outscale=...)`` (Real-ESRGAN's API).
@@ -157,6 +187,7 @@ def build_bg_upsampler(name, model_path=None, tile=400, device='cpu'):
         return name
     if name != 'realesrgan':
         raise ValueError(f'unknown background upsampler {name!r}; choose one of {BG_UPSAMPLERS}')
+    check_half(half, device)
     try:
         from realesrgan import RealESRGANer
     except ImportError as err:
@@ -169,7 +200,7 @@ def build_bg_upsampler(name, model_path=None, tile=400, device='cpu'):
 
     model = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2)
     return RealESRGANer(
-        scale=2, model_path=model_path, model=model, tile=tile, tile_pad=10, pre_pad=0, half=False, device=device
+        scale=2, model_path=model_path, model=model, tile=tile, tile_pad=10, pre_pad=0, half=half, device=device
     )
 
 
@@ -223,6 +254,8 @@ class FaceSRRestorer:
         info (dict | None): Its description (``lq_size``, ``out_size``, ``scale``, ``needs_boxes``, ``type``).
         channels_last (bool | None): Memory format of the network and its inputs; None: channels-last for the
             archs where it measured faster on the CPU (:data:`CHANNELS_LAST_CPU_ARCHS`).
+        half (bool): Run the network in float16 (CUDA only: on the CPU fp16 convolutions are slow or missing,
+            the pitfall Real-ESRGAN users meet, so it is refused with a message).
 
     Attributes:
         channels_last (bool): Whether the network runs channels-last.
@@ -248,8 +281,11 @@ class FaceSRRestorer:
         net=None,
         info=None,
         channels_last=None,
+        half=False,
     ):
         self.device = resolve_device(device)
+        check_half(half, self.device)
+        self.half = bool(half)
         if net is None:
             if model_path is None:
                 raise ValueError('give a checkpoint (model_path) or a network (net, info)')
@@ -261,6 +297,8 @@ class FaceSRRestorer:
         self.net, self.channels_last = prepare_network(
             net, self.device, arch_type=info.get('type'), channels_last=channels_last
         )
+        if self.half:
+            self.net = self.net.half()
         self.info = dict(info)
         self.lq_size = int(info['lq_size'])
         self.out_size = int(info['out_size'])
@@ -316,13 +354,15 @@ class FaceSRRestorer:
             search).
 
         Raises:
-            ImageTooLargeError: The upscaled photo would exceed ``max_pixels``.
+            ImageTooLargeError: The upscaled photo (an aligned crop: the crop itself) would exceed ``max_pixels``.
+            NotSquareError: ``aligned`` and ``img`` is not square (see :meth:`check_aligned`).
         """
         bgr, alpha, layout = _to_bgr(img)
         in_dtype = np.asarray(img).dtype
         stats = {'faces': 0, 'detect_s': 0.0, 'boxes_s': 0.0, 'box_fallbacks': 0, 'sr_s': 0.0, 'paste_s': 0.0}
         self.last_stats = stats
         if aligned:
+            self.check_aligned(*bgr.shape[:2])
             face = resize_face(bgr.astype(np.float32) / 255.0, self.lq_size)
             restored = self._restore([np.clip(face, 0, 1)], stats)
             stats['faces'] = 1
@@ -363,13 +403,50 @@ class FaceSRRestorer:
 
     # ----------------------------------------------------------------------------------------------------------
     def check_size(self, h, w):
-        """Raise :class:`ImageTooLargeError` if an (h, w) photo upscaled would exceed ``max_pixels``."""
-        out_px = int(round(h * self.upscale)) * int(round(w * self.upscale))
+        """Refuse an (h, w) photo whose upscaled size exceeds ``max_pixels`` or is under one pixel.
+
+        Raises:
+            ImageTooLargeError: Over the limit.
+            ValueError: ``upscale`` shrinks the photo to nothing.
+        """
+        oh, ow = int(round(h * self.upscale)), int(round(w * self.upscale))
+        if oh < 1 or ow < 1:
+            raise ValueError(f'{w}x{h} upscaled x{self.upscale} is {ow}x{oh} pixels: use a larger --upscale')
+        out_px = oh * ow
         if self.max_pixels and out_px > self.max_pixels:
             raise ImageTooLargeError(
                 f'{w}x{h} upscaled x{self.upscale} is {out_px / 1e6:.1f} MP, over the {self.max_pixels / 1e6:.1f} MP '
                 'limit; use a smaller --upscale or raise --max-pixels'
             )
+
+    def check_aligned(self, h, w):
+        """Refuse an (h, w) input given as an aligned face crop that is not square or is over ``max_pixels``.
+
+        Aligned crops (FFHQ-style) are square by construction; a non-square input is most likely a whole photo
+        passed as a crop, and squashing or padding it would feed the network a face that is not on the template.
+        Sides within :data:`ALIGNED_ASPECT_TOLERANCE` of each other are accepted and resized.
+
+        Raises:
+            NotSquareError: The sides differ by more than the tolerance.
+            ImageTooLargeError: The crop has more than ``max_pixels`` pixels.
+        """
+        if abs(h - w) > ALIGNED_ASPECT_TOLERANCE * max(h, w):
+            raise NotSquareError(
+                f'{w}x{h} is not square: aligned inputs must be square face crops (FFHQ-style); run without '
+                '--aligned (aligned=False) to detect the faces of a whole photo'
+            )
+        if self.max_pixels and h * w > self.max_pixels:
+            raise ImageTooLargeError(
+                f'{w}x{h} aligned crop is {h * w / 1e6:.1f} MP, over the {self.max_pixels / 1e6:.1f} MP limit; '
+                'raise --max-pixels'
+            )
+
+    def max_input_pixels(self, aligned=False):
+        """The most pixels an input can have (``max_pixels / upscale**2`` for whole photos, ``max_pixels`` for
+        aligned crops); None without a limit."""
+        if not self.max_pixels:
+            return None
+        return int(self.max_pixels if aligned else self.max_pixels / self.upscale**2)
 
     def detect(self, bgr, only_center_face=False):
         """Faces of a photo: list of dicts with ``box``, ``score``, ``landmarks5`` (photo pixels)."""
@@ -419,11 +496,12 @@ class FaceSRRestorer:
             for i in range(0, len(lqs), self.batch_size):
                 batch = np.stack([lq[..., ::-1] for lq in lqs[i : i + self.batch_size]])  # BGR -> RGB
                 x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float().to(self.device)
-                x = to_memory_format(x, self.channels_last)
+                x = to_memory_format(x.half() if self.half else x, self.channels_last)
                 if boxes is None:
                     y = self.net(x)
                 else:
-                    y = self.net(x, torch.from_numpy(boxes[i : i + self.batch_size]).to(self.device))
+                    b = torch.from_numpy(boxes[i : i + self.batch_size]).to(self.device)
+                    y = self.net(x, b.half() if self.half else b)
                 if isinstance(y, (list, tuple)):
                     y = y[-1]
                 y = y.clamp(0, 1).mul(255).permute(0, 2, 3, 1).float().cpu().numpy()
@@ -480,14 +558,63 @@ class FaceSRRestorer:
         return out
 
 
+def _not_regular(path):
+    """Why ``path`` cannot be read as an image file (a reason string), or None for a regular file.
+
+    Nothing is opened: a FIFO or a device would block or never end, so only regular files are read.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f'broken symbolic link (to {os.readlink(path)}, which does not exist)'
+        return 'does not exist'
+    except OSError as err:  # a symlink loop, a name too long, no permission on the folder
+        return f'cannot be examined ({err.strerror or err})'
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return 'a folder: inputs are not searched recursively'
+    kind = 'FIFO' if stat.S_ISFIFO(st.st_mode) else 'socket' if stat.S_ISSOCK(st.st_mode) else 'device'
+    return f'not a regular file (a {kind})'
+
+
 def list_inputs(path):
-    """A file, or every non-hidden file of a folder (sorted); non-images are reported and skipped later."""
-    if os.path.isfile(path):
-        return [path]
+    """The inputs of ``path``: the file itself, or every entry of a folder, sorted by name.
+
+    Regular files (and links to them) are listed whatever their extension: whether a file is an image is decided
+    by decoding it (:func:`restore_paths` reports the ones that are not). Every other entry is reported with a
+    reason, never dropped silently: hidden names, sub-folders, broken links, FIFOs, sockets and devices (which
+    are never opened, so they cannot block a run).
+
+    Args:
+        path (str): An image file or a folder.
+
+    Returns:
+        tuple[list[str], dict[str, str]]: The files to try, and the skipped entries (path -> reason).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is neither a regular file nor a folder (e.g. a FIFO).
+    """
     if not os.path.isdir(path):
-        raise FileNotFoundError(f'input {path} does not exist')
-    names = sorted(n for n in os.listdir(path) if not n.startswith('.'))
-    return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+        reason = _not_regular(path)
+        if reason is None:
+            return [path], {}
+        if reason == 'does not exist':
+            raise FileNotFoundError(f'input {path} does not exist')
+        if reason.startswith('broken'):
+            raise FileNotFoundError(f'input {path} is a {reason}')
+        raise ValueError(f'input {path}: {reason}')
+    paths, skipped = [], {}
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        reason = 'hidden (its name starts with a dot)' if name.startswith('.') else _not_regular(full)
+        if reason is None:
+            paths.append(full)
+        else:
+            skipped[full] = reason
+    return paths, skipped
 
 
 def to_bgr8(img):
@@ -508,15 +635,98 @@ def before_after_row(before, after, width):
 
 
 def output_names(paths):
-    """The output stem of each input: its file name without extension, plus ``_<ext>`` where two inputs share a
-    stem (``a.tif`` and ``a.webp`` become ``a_tif`` and ``a_webp``), so no result overwrites another."""
+    """Collision-free output stems, one per input.
+
+    The stem is the file name without its extension; where two inputs share a stem, each gets ``_<ext>``
+    (``a.tif`` and ``a.webp`` become ``a_tif`` and ``a_webp``), and a name still taken (``a.png`` and
+    ``a.PNG``, or ``a_png.jpg`` beside them; compared case-insensitively, for file systems that ignore case)
+    gets ``_2``, ``_3``... So no result overwrites another.
+
+    Args:
+        paths (list[str]): Input files.
+
+    Returns:
+        dict[str, str]: Input path -> output stem.
+    """
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
-    counts = {s: stems.count(s) for s in stems}
-    names = {}
+    counts = {}
+    for stem in stems:
+        counts[stem.casefold()] = counts.get(stem.casefold(), 0) + 1
+    names, taken = {}, set()
     for path, stem in zip(paths, stems):
+        if path in names:
+            continue
         ext = os.path.splitext(path)[1].lstrip('.').lower()
-        names[path] = f'{stem}_{ext}' if counts[stem] > 1 and ext else stem
+        name = f'{stem}_{ext}' if counts[stem.casefold()] > 1 and ext else stem
+        base, n = name, 1
+        while name.casefold() in taken:
+            n += 1
+            name = f'{base}_{n}'
+        taken.add(name.casefold())
+        names[path] = name
     return names
+
+
+def check_outputs(output, paths=(), aligned=False, before_after=None):
+    """Check, before any work, that the results of a run can be written; create the output folders.
+
+    Args:
+        output (str): Output folder.
+        paths (list[str]): The inputs (the before/after picture must not overwrite one).
+        aligned (bool): The run restores aligned crops (no ``restored_imgs/``).
+        before_after (str | None): The before/after picture.
+
+    Raises:
+        NotADirectoryError: ``output`` or one of its result folders is a file, or the picture's folder is.
+        IsADirectoryError: ``before_after`` is a folder.
+        PermissionError: A folder to write in is not writable.
+        ValueError: ``before_after`` has no extension OpenCV writes, or is one of the inputs.
+        OSError: A folder cannot be created (the message names it).
+    """
+    if before_after:
+        if os.path.isdir(before_after):
+            raise IsADirectoryError(f'--before-after {before_after} is a folder: give a file name such as cmp.png')
+        ext = os.path.splitext(before_after)[1].lstrip('.').lower()
+        if ext not in WRITABLE_EXTS:
+            raise ValueError(
+                f'--before-after {before_after}: give a file name ending in one of '
+                f'{", ".join("." + e for e in WRITABLE_EXTS)} (e.g. cmp.png)'
+            )
+        target = os.path.realpath(before_after)
+        if any(os.path.realpath(p) == target for p in paths):
+            raise ValueError(f'--before-after {before_after} is one of the inputs: it would be overwritten')
+        check_writable(before_after, f'--before-after {before_after}')
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise NotADirectoryError(f'output {output} is a file, not a folder: pass another -o')
+    subs = ('cropped_faces', 'restored_faces', 'cmp') + (() if aligned else ('restored_imgs',))
+    folders = [os.path.join(output, sub) for sub in subs]
+    for folder in folders:
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise NotADirectoryError(f'output folder {folder} is a file: move it away or pass another -o')
+    check_writable(folders[0], f'output {output}')
+    for folder in folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise type(err)(err.errno, f'cannot create output folder {folder}: {err.strerror or err}') from err
+    if before_after:
+        os.makedirs(os.path.dirname(os.path.abspath(before_after)), exist_ok=True)
+
+
+def _ext_note(requested, written):
+    """Why a photo is written with another extension than the one asked for (None when it is not)."""
+    if requested == written:
+        return None
+    if not requested:
+        return f'the input has no extension: written as .{written}'
+    if requested not in WRITABLE_EXTS:
+        return f'written as .{written}: OpenCV cannot write .{requested}'
+    return f'written as .{written}, not .{requested}: photos with an alpha channel are written as PNG'
+
+
+def _before_after_height(h, w, width):
+    """Height of a :func:`before_after_row` of an (h, w) result at ``width``."""
+    return max(int(round(h * width / (2 * w))), 1)
 
 
 def restore_paths(
@@ -529,41 +739,74 @@ def restore_paths(
     suffix=None,
     before_after=None,
     before_after_width=1024,
+    skipped=None,
 ):
     """Restore every image of ``paths`` and write the results under ``output``, like GFPGAN's inference script.
 
-    A file that cannot be read, restored or written is reported and skipped; the batch goes on. Writes
-    ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and (whole photos) ``restored_imgs/`` under ``output``.
+    The outputs are checked first (:func:`check_outputs`: a file in the way stops the run before any work). A
+    file that cannot be read, restored or written is reported and skipped; the batch goes on. Inputs are read
+    with the restorer's input limit (:meth:`FaceSRRestorer.max_input_pixels`), so an image too large to restore
+    is refused from its header, before it is decoded, and a FIFO never blocks the run. Writes
+    ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and (whole photos) ``restored_imgs/`` under ``output``,
+    with collision-free names (:func:`output_names`). What a result does not keep of its input (frames after
+    the first, 16-bit gray + alpha, an extension OpenCV cannot write) is printed and noted in the summary.
 
     Args:
         restorer (FaceSRRestorer): The restorer.
         paths (list[str]): Input images (see :func:`list_inputs`).
         output (str): Output folder.
-        aligned (bool): The inputs are aligned face crops.
+        aligned (bool): The inputs are aligned (square) face crops.
         only_center_face (bool): Restore only the face nearest the centre.
         ext (str): Extension of the whole photos: ``'auto'`` (the input's, PNG where OpenCV cannot write it),
             ``'png'``, ``'jpg'``...
         suffix (str | None): Suffix of the restored faces and photos.
-        before_after (str | None): Also write one PNG of "input (bicubic) | result" rows there.
+        before_after (str | None): Also write one picture of "input (bicubic) | result" rows there (it stops
+            growing at :data:`BEFORE_AFTER_MAX_PIXELS`).
         before_after_width (int): Width of that picture.
+        skipped (dict[str, str] | None): Inputs already skipped while listing (:func:`list_inputs`), reported
+            with the others.
 
     Returns:
-        dict: ``faces`` (faces per restored input), ``no_face``, ``skipped`` (path -> reason), ``outputs``
-        (input -> written photo) and the detection / super-resolution / box times in seconds.
+        dict: ``faces`` (faces per restored input), ``no_face``, ``skipped`` (path -> reason), ``notes``
+        (path -> list of messages), ``outputs`` (input -> written photo), ``before_after_error`` (None, or why
+        the picture could not be written) and the detection / super-resolution / box times in seconds.
+
+    Raises:
+        OSError, ValueError: From :func:`check_outputs`, or ``suffix`` holds a path separator; raised before any
+            input is read.
     """
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise NotADirectoryError(f'output {output} is a file, not a folder: pass another -o')
-    if before_after and os.path.isdir(before_after):
-        raise IsADirectoryError(f'--before-after {before_after} is a folder: give a .png file name')
-    summary = {'faces': {}, 'no_face': [], 'skipped': {}, 'outputs': {}, 'boxes_s': 0.0, 'sr_s': 0.0, 'detect_s': 0.0}
+    if suffix and (os.sep in suffix or (os.altsep and os.altsep in suffix)):
+        raise ValueError(f'--suffix {suffix!r} must not contain a path separator')
+    check_outputs(output, paths, aligned, before_after)
+    summary = {
+        'faces': {},
+        'no_face': [],
+        'skipped': dict(skipped or {}),
+        'notes': {},
+        'outputs': {},
+        'before_after_error': None,
+        'boxes_s': 0.0,
+        'sr_s': 0.0,
+        'detect_s': 0.0,
+    }
+    for path, reason in summary['skipped'].items():
+        tqdm.write(f'skip {path}: {reason}')
     suffix = f'_{suffix}' if suffix else ''
-    rows = []
+    rows, rows_px, rows_full = [], 0, False
     start = time.perf_counter()
     names = output_names(paths)
+    max_pixels = restorer.max_input_pixels(aligned)
+
+    def note(path, message):
+        summary['notes'].setdefault(path, []).append(message)
+        tqdm.write(f'{path}: {message}')
+
     for path in tqdm(paths, desc='photos', unit='img', disable=len(paths) < 2):
         name, in_ext = names[path], os.path.splitext(path)[1]
         try:
-            img, alpha, img_info = read_image(path)
+            img, alpha, img_info = read_image(path, max_pixels=max_pixels)
+            if img_info.get('frames', 1) > 1:
+                note(path, f'{img_info["frames"]} frames or pages: only the first is restored')
             arr = img if alpha is None else np.dstack([img, alpha])
             cropped, restored, restored_img = restorer.enhance(
                 arr, aligned=aligned, only_center_face=only_center_face, paste_back=True
@@ -575,16 +818,24 @@ def restore_paths(
                 up = cv2.resize(lq, face.shape[1::-1], interpolation=cv2.INTER_CUBIC)
                 write_image(os.path.join(output, 'cmp', f'{tag}.png'), np.hstack([up, face]))
             if restored_img is not None:
-                out_ext = output_extension(in_ext if ext == 'auto' else ext)
+                requested = (in_ext if ext == 'auto' else ext).lstrip('.').lower()
+                out_ext = output_extension(requested)
                 if restored_img.ndim == 3 and restored_img.shape[2] == 4:
                     out_ext = 'png'
-                color = 'gray' if img_info['color'] in ('gray', 'gray_alpha') and alpha is None else 'bgr'
+                ext_note = _ext_note(requested, out_ext)
+                # Gray stays gray; gray + alpha is written as a gray + alpha PNG (write_image's choice).
+                color = 'gray' if img_info['color'] in ('gray', 'gray_alpha') else 'bgr'
                 out_path = os.path.join(output, 'restored_imgs', f'{name}{suffix}.{out_ext}')
                 write_image(out_path, restored_img, img_info['bit_depth'], color)
                 summary['outputs'][path] = out_path
+                if ext_note:
+                    note(path, ext_note)
+                if img_info['color'] == 'gray_alpha' and img_info['bit_depth'] == 16:
+                    note(path, GRAY_ALPHA_16_NOTE)
         except ImageReadError as err:
-            tqdm.write(f'skip {path}: {err}')
-            summary['skipped'][path] = str(err)
+            reason = str(err).removeprefix(f'{path}: ')
+            tqdm.write(f'skip {path}: {reason}')
+            summary['skipped'][path] = reason
             continue
         except Exception as err:  # noqa: BLE001  (bad input is reported and skipped, never fatal to a batch)
             tqdm.write(f'skip {path}: {type(err).__name__}: {err}')
@@ -599,22 +850,41 @@ def restore_paths(
             tqdm.write(f'{path}: no face found; saving the photo upscaled x{restorer.upscale} only')
         elif stats['box_fallbacks']:
             tqdm.write(f'{path}: landmarks not found on {stats["box_fallbacks"]} face(s); used template boxes')
-        if before_after:
+        if before_after and not rows_full:
             if restored_img is not None:
-                rows.append(before_after_row(arr, restored_img, before_after_width))
+                heights = [_before_after_height(*restored_img.shape[:2], before_after_width)]
+                width = before_after_width
             else:  # faces: at most their own size
                 width = min(before_after_width, 2 * restorer.out_size)
+                heights = [_before_after_height(*face.shape[:2], width) for face in restored]
+            new_px = sum(heights) * width
+            if rows_px + new_px > BEFORE_AFTER_MAX_PIXELS:
+                rows_full = True
+                print(
+                    f'before/after picture full ({BEFORE_AFTER_MAX_PIXELS / 1e6:.0f} MP at most): {path} and the '
+                    'inputs after it are not in it'
+                )
+            elif restored_img is not None:
+                rows.append(before_after_row(arr, restored_img, width))
+            else:
                 rows.extend(before_after_row(lq, face, width) for lq, face in zip(cropped, restored))
+            rows_px += 0 if rows_full else new_px
 
     if before_after and rows:
-        write_image(before_after, np.vstack(rows), png_compression=9)
-        size = os.path.getsize(before_after)
-        print(f'before/after picture: {before_after} ({size / 1e6:.2f} MB)')
+        try:
+            write_image(before_after, np.vstack(rows), png_compression=9)
+            size = os.path.getsize(before_after)
+            print(f'before/after picture: {before_after} ({size / 1e6:.2f} MB)')
+        except OSError as err:  # the results are written: report the picture, keep the summary
+            summary['before_after_error'] = str(err)
+            print(f'error: before/after picture not written: {err}')
     done = len(summary['faces'])
+    total = len(paths) + len(skipped or {})
     total_faces = sum(summary['faces'].values())
+    notes = f', {len(summary["notes"])} with notes' if summary['notes'] else ''
     print(
-        f'{done}/{len(paths)} inputs, {total_faces} faces, {len(summary["no_face"])} without a face, '
-        f'{len(summary["skipped"])} skipped, in {time.perf_counter() - start:.1f} s '
+        f'{done}/{total} inputs, {total_faces} faces, {len(summary["no_face"])} without a face, '
+        f'{len(summary["skipped"])} skipped{notes}, in {time.perf_counter() - start:.1f} s '
         f'(detection {summary["detect_s"]:.1f} s, super-resolution {summary["sr_s"]:.1f} s). Results in {output}'
     )
     if restorer.needs_boxes and total_faces:

@@ -136,11 +136,11 @@ class Runner:
 
 
 def prepare_split(preset, work_dir, split, input_dir, rng, aligned, det_model, model_root, workers):
-    from facesr_kd.data.prepare import prepare_faces
+    from facesr_kd.data.prepare import prepare_faces, run_errors
 
     out = os.path.join(work_dir, 'data', split)
     start, end = parse_range(rng)
-    prepare_faces(
+    summary = prepare_faces(
         input_dir,
         out,
         aligned=aligned,
@@ -153,6 +153,9 @@ def prepare_split(preset, work_dir, split, input_dir, rng, aligned, det_model, m
         workers=workers,
         progress=True,
     )
+    errors = run_errors(summary, input_dir)
+    if errors:
+        raise StageError(f'preparing the {split} faces failed: ' + '; '.join(errors))
     return out
 
 

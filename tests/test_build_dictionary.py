@@ -1,4 +1,4 @@
-"""facesr-kd-dictionary on real faces (ffhq256 train ids), loaded by the teacher.
+"""facesr-kd-dictionary on real faces (ffhq256 train ids), loaded by the teacher; hostile input (issue 13).
 
 The encoder has RANDOM VGG19 weights (``--vgg-random``, asked for explicitly: the ImageNet weights are not
 available offline), so these dictionaries only exercise the code path.
@@ -146,3 +146,135 @@ def test_boxes_file_and_clear_errors(script, tmp_path):
     meta = tmp_path / 'meta_info.txt'
     meta.write_text('00102.jpg (256,256,3)\n00100.jpg (256,256,3)\n')
     assert script.list_faces(str(FFHQ256), meta_info=str(meta)) == ['00100.jpg', '00102.jpg']
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile input (issue 13): each problem is one `error:` line and status 1 (no traceback), or a skipped face.
+
+
+def run_cli(argv, capsys):
+    """``facesr-kd-dictionary argv``: (status, stdout, stderr); argparse errors give their status."""
+    from facesr_kd.cli import dictionary as dictionary_cli
+
+    try:
+        code = dictionary_cli.main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def hostile_faces(tmp_path):
+    """Six faces: four real ffhq256 faces (linked), one corrupt and one truncated JPEG, and their box file."""
+    gt = tmp_path / 'hr'
+    gt.mkdir()
+    keys = ['00100.jpg', '00101.jpg', '00102.jpg', '00103.jpg']
+    for key in keys:
+        (gt / key).symlink_to(FFHQ256 / key)
+    (gt / 'corrupt.jpg').write_bytes(bytes(range(256)) * 8)
+    data = (FFHQ256 / '00104.jpg').read_bytes()
+    (gt / 'truncated.jpg').write_bytes(data[: len(data) // 2])
+    boxes = {k: template_boxes(256) for k in [*keys, 'corrupt.jpg', 'truncated.jpg']}
+    save_boxes_file(str(tmp_path / 'boxes.json'), boxes, 256, 'template')
+    return gt, tmp_path / 'boxes.json', boxes
+
+
+def build_argv(gt, out, k, boxes=None):
+    source = ['--boxes', boxes] if boxes else ['--template-boxes']
+    return ['--gt-dir', gt, *source, '-o', out, '--num-atoms', k, '--out-size', SIZE, '--batch-size', 4,
+            '--vgg-random', '--device', 'cpu', '--no-progress']  # fmt: skip
+
+
+def test_corrupt_truncated_and_outside_faces_skipped(hostile_faces, tmp_path, capsys):
+    """One bad face does not abort the build: skipped with a reason, counted; K faces remain, so it succeeds."""
+    gt, boxes_path, boxes = hostile_faces
+    boxes['00103.jpg'] = template_boxes(256) + np.array([0, 0, 300, 0], dtype=np.float32)  # x2 beyond the face
+    (gt / 'extra.jpg').symlink_to(FFHQ256 / '00105.jpg')
+    boxes['extra.jpg'] = template_boxes(256)
+    save_boxes_file(str(boxes_path), boxes, 256, 'template')
+    out = tmp_path / 'dict.pth'
+    code, stdout, stderr = run_cli(build_argv(gt, out, 4, boxes_path), capsys)
+    assert code == 0, stderr
+    assert 'warning: 3 of 7 faces skipped:' in stderr
+    assert '  corrupt.jpg: not a decodable image' in stderr  # (the reasons are facesr_kd.face.image_io's)
+    assert '  truncated.jpg: truncated JPEG' in stderr
+    assert '00103.jpg: left_eye box [' in stderr and 'is outside the 256x256 face' in stderr
+    assert 'dictionary of 4 faces (3 skipped), K=4' in stdout
+    data = torch.load(out, weights_only=True)
+    assert data['num_faces'] == 4 and data['num_skipped'] == 3 and data['num_atoms'] == K
+
+
+def test_too_few_faces_left_is_an_error(hostile_faces, tmp_path, capsys):
+    gt, boxes_path, _ = hostile_faces
+    out = tmp_path / 'dict.pth'
+    code, _, stderr = run_cli(build_argv(gt, out, 5, boxes_path), capsys)
+    assert code == 1
+    assert 'warning: 2 of 6 faces skipped' in stderr
+    assert 'error: only 4 of 6 faces are usable (2 skipped, see the warning), fewer than num_atoms=5' in stderr
+    assert 'Traceback' not in stderr and not out.exists()
+
+
+@pytest.mark.parametrize('case', ['missing_boxes', 'face_not_in_boxes', 'bad_boxes', 'k_above_faces', 'out_folder'])
+def test_setup_errors_are_one_line(hostile_faces, tmp_path, capsys, case):
+    gt, boxes_path, boxes = hostile_faces
+    out, k = tmp_path / 'dict.pth', 4
+    if case == 'missing_boxes':
+        boxes_path = tmp_path / 'nowhere.json'
+        expected = f'error: --boxes {boxes_path} not found'
+    elif case == 'face_not_in_boxes':
+        del boxes['00102.jpg']
+        save_boxes_file(str(boxes_path), boxes, 256, 'template')
+        expected = f"error: 1 selected faces have no boxes in {boxes_path} (e.g. ['00102.jpg'])"
+    elif case == 'bad_boxes':
+        boxes_path.write_text('{"size": 256, "components"')
+        expected = f'error: --boxes {boxes_path} is not a box file written by facesr-kd-prepare: JSONDecodeError'
+    elif case == 'k_above_faces':
+        k = 7
+        expected = 'error: 6 faces give 6 crops per component and level, fewer than num_atoms=7'
+    else:
+        out = tmp_path
+        expected = f'error: -o {tmp_path} is a folder: give a .pth file name'
+    code, _, stderr = run_cli(build_argv(gt, out, k, boxes_path), capsys)
+    assert code == 1
+    assert stderr.startswith(expected), stderr
+    assert len(stderr.strip().splitlines()) == 1  # no warning: nothing was checked or encoded before the error
+    assert not (tmp_path / 'dict.pth').exists()
+
+
+@pytest.mark.parametrize(
+    ('option', 'message'),
+    [
+        (['--num-atoms', '0'], 'argument --num-atoms: must be >= 1, got 0'),
+        (['--batch-size', '0'], 'argument --batch-size: must be >= 1, got 0'),
+        (['--epochs', '0'], 'argument --epochs: must be >= 1, got 0'),
+        (['--limit', '0'], 'argument --limit: must be >= 1, got 0'),
+        (['--kmeans-batch', '-3'], 'argument --kmeans-batch: must be >= 1, got -3'),
+        (['--num-workers', '-1'], 'argument --num-workers: must be >= 0, got -1'),
+        (['--out-size', '40'], 'argument --out-size: must be a multiple of 16 (the encoder stride), got 40'),
+        (['--num-atoms', 'many'], "argument --num-atoms: 'many' is not an integer"),
+        (['--device', 'banana'], "argument --device: 'banana' is not a device"),
+    ],
+)
+def test_bad_numbers_refused_at_parse_time(tmp_path, capsys, option, message):
+    code, _, stderr = run_cli(['--gt-dir', tmp_path, '--template-boxes', '-o', tmp_path / 'd.pth', *option], capsys)
+    assert code == 2
+    assert message in stderr
+
+
+def test_box_problems():
+    from facesr_kd.dictionary import box_problem
+
+    good = template_boxes(256)
+    assert box_problem(good, 256) is None
+    assert box_problem(good + 0.4, 256) is None  # rounding overshoot is tolerated
+    nan = good.copy()
+    nan[2, 0] = np.nan
+    assert box_problem(nan, 256) == 'a component box is not finite'
+    empty = good.copy()
+    empty[3, 2] = empty[3, 0]
+    assert box_problem(empty, 256).startswith('mouth box [') and box_problem(empty, 256).endswith('is empty')
+    outside = good.copy()
+    outside[2, 0] = -200
+    assert box_problem(outside, 256).startswith('nose box [-200, ')
+    assert box_problem(outside, 256).endswith('is outside the 256x256 face')

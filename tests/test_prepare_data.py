@@ -130,6 +130,9 @@ def test_aligned_bad_inputs_reported_and_rerun_does_no_work(aligned_input, tmp_p
     assert summary['converted'] == {'16bit': 1, 'gray': 1}
     assert summary['faces_kept'] == 12 and summary['box_source'] == 'template'
     assert '00003_corrupt.jpg\ttruncated' in (out / 'skipped.txt').read_text()
+    # The text file is no photo, but it is listed, not dropped without a word.
+    assert 'notes.txt\tunsupported_extension\t.txt' in (out / 'skipped.txt').read_text()
+    assert summary['files_ignored'] == {'unsupported_extension': 1}
     keys = (out / 'meta_info.txt').read_text().split()
     assert keys == sorted([f'{i:05d}.png' for i in range(10)] + ['00011_16bit.png', '00011_gray.png'])
     np.testing.assert_array_equal(

@@ -14,6 +14,11 @@ GFPGAN's ``inference_gfpgan.py``::
     <output>/cmp/<name>_<i>.png              input (bicubic-upsampled) | restored, side by side
     <output>/restored_imgs/<name>.<ext>      whole photos, upscaled, faces pasted back (not with --aligned)
 
+Inputs that cannot be used (not an image, truncated, too large, a non-square crop with ``--aligned``, a FIFO...)
+are reported with the reason and skipped; the run exits 1 when none could be restored, and before any work when
+an output cannot be written. Two inputs never write the same result (``a.tif`` and ``a.webp`` give ``a_tif``
+and ``a_webp``).
+
 Example (offline, the staged mobilenet0.25 detector)::
 
     facesr-kd-infer -i ../shared/data/faces/whole -o results/whole \\
@@ -39,11 +44,14 @@ from facesr_kd.inference import (
     DEFAULT_MAX_PIXELS,
     FaceSRRestorer,
     build_bg_upsampler,
+    check_outputs,
     list_inputs,
     resolve_device,
     restore_paths,
 )
 from facesr_kd.utils.checkpoint import CheckpointError
+
+import torch
 
 DEFAULT_MODEL = 'experiments/pretrained_models/DFDNetStudent_x8.pth'
 
@@ -91,6 +99,9 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=8, help='Faces per forward pass')
     parser.add_argument('--offline', action='store_true', help='Never download weights')
     parser.add_argument(
+        '--half', action='store_true', help='float16 network and background upsampler (CUDA only; refused on CPU)'
+    )
+    parser.add_argument(
         '--before-after',
         default=None,
         help='Also write one PNG of "input (bicubic) | result" rows: the whole photos, or the faces with --aligned',
@@ -106,6 +117,17 @@ def parse_args(argv=None):
         parser.error(f'--det-resize must be 0 (detect at the original size) or positive, got {args.det_resize}')
     if not 0 <= args.conf <= 1:
         parser.error(f'--conf must be in [0, 1], got {args.conf}')
+    if args.bg_tile < 0:
+        parser.error(f'--bg-tile must be 0 (no tiles) or positive, got {args.bg_tile}')
+    if not math.isfinite(args.eye_dist_threshold) or args.eye_dist_threshold < 0:
+        parser.error(f'--eye-dist-threshold must be 0 (keep every face) or positive, got {args.eye_dist_threshold}')
+    if args.suffix and (os.sep in args.suffix or (os.altsep and os.altsep in args.suffix)):
+        parser.error(f'--suffix must not contain a path separator, got {args.suffix!r}')
+    if args.device != 'auto':
+        try:
+            torch.device(args.device)
+        except (RuntimeError, ValueError) as err:
+            parser.error(f'--device {args.device!r} is not a device (auto, cpu, cuda, cuda:1...): {err}')
     if args.upscale == int(args.upscale):
         args.upscale = int(args.upscale)
     return args
@@ -118,9 +140,11 @@ def build_restorer(args):
             f'error: checkpoint not found: {args.model}; pass --model with a student (DFDNetStudent, LiteFaceStudent) '
             'or teacher, RCAN, SRFBN checkpoint, e.g. experiments/<name>/models/net_g_latest.pth'
         )
+    device = restorer_device(args.device)
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit(f'error: --device {args.device}: CUDA is not available here; use --device cpu or auto')
     try:
-        device = restorer_device(args.device)
-        bg = build_bg_upsampler(args.bg_upsampler, args.bg_model, tile=args.bg_tile, device=device)
+        bg = build_bg_upsampler(args.bg_upsampler, args.bg_model, tile=args.bg_tile, device=device, half=args.half)
         restorer = FaceSRRestorer(
             model_path=args.model,
             upscale=args.upscale,
@@ -137,6 +161,7 @@ def build_restorer(args):
             eye_dist_threshold=args.eye_dist_threshold or None,
             max_pixels=args.max_pixels,
             batch_size=args.batch_size,
+            half=args.half,
         )
         if restorer.needs_detector(args.aligned):
             restorer.detector  # noqa: B018  (build it now: missing weights stop the run before it starts)
@@ -148,16 +173,27 @@ def build_restorer(args):
 def run(args):
     """Restore every input of parsed arguments; return :func:`~facesr_kd.inference.restore_paths`'s summary.
 
+    The inputs are listed and the outputs checked (:func:`~facesr_kd.inference.check_outputs`) before the
+    checkpoint and the detector are loaded, so a wrong ``-o`` or ``--before-after`` costs nothing.
+
     Raises:
-        SystemExit: The input, checkpoint, detector weights or output folder are missing or wrong (the message
-            says which and what to do).
+        SystemExit: The input, checkpoint, detector weights or outputs are missing or wrong, or the input holds
+            nothing to try (the message says which and what to do).
     """
     try:
-        paths = list_inputs(args.input)
-    except FileNotFoundError as err:
+        paths, skipped = list_inputs(args.input)
+    except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
     if not paths:
-        raise SystemExit(f'error: no files in {args.input}')
+        if not skipped:
+            raise SystemExit(f'error: no files in {args.input}')
+        listed = '; '.join(f'{os.path.basename(p)}: {r}' for p, r in list(skipped.items())[:5])
+        more = f' (and {len(skipped) - 5} more)' if len(skipped) > 5 else ''
+        raise SystemExit(f'error: nothing to restore in {args.input}: {len(skipped)} entries skipped: {listed}{more}')
+    try:
+        check_outputs(args.output, paths, args.aligned, args.before_after)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f'error: {err}') from err
     restorer = build_restorer(args)
     info = restorer.info
     print(
@@ -176,18 +212,34 @@ def run(args):
             suffix=args.suffix,
             before_after=args.before_after,
             before_after_width=args.before_after_width,
+            skipped=skipped,
         )
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
 
 
 def main(argv=None):
-    """Restore every input; exit status 1 when the setup fails or no input could be restored."""
-    summary = run(parse_args(argv))
+    """Restore every input.
+
+    Returns:
+        int: 0; 1 when the setup fails (the ``error:`` line goes to stderr), no input could be restored, or the
+        before/after picture could not be written. Bad options exit with argparse's status 2.
+    """
+    try:
+        summary = run(parse_args(argv))
+    except SystemExit as err:
+        if isinstance(err.code, str):
+            print(err.code, file=sys.stderr)
+            return 1
+        raise
     if not summary['faces']:
-        print(f'error: none of the {len(summary["skipped"])} inputs could be restored', file=sys.stderr)
+        total = len(summary['skipped'])
+        print(f'error: none of the {total} inputs could be restored (each is reported above)', file=sys.stderr)
+        return 1
+    if summary['before_after_error']:
         return 1
     return 0
+
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -34,6 +34,26 @@ def atomic_write(path, mode='wb'):
         raise
 
 
+def check_writable(path, what):
+    """Raise unless the folder of ``path`` exists or can be created, and is writable (checked before any work).
+
+    Args:
+        path (str): A file to be written.
+        what (str): How the message names it (e.g. ``'-o out.pth'``).
+
+    Raises:
+        NotADirectoryError: A file is where the folder (or one above it) should be.
+        PermissionError: The nearest existing folder is not writable.
+    """
+    probe = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise NotADirectoryError(f'{what} cannot be written: {probe} is a file, not a folder')
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f'{what} cannot be written: {probe} is not writable')
+
+
 def write_bytes(path, data):
     """Write ``data`` (bytes) to ``path`` atomically."""
     with atomic_write(path, 'wb') as f:
