@@ -37,6 +37,22 @@ VARIANTS = {
         "the paper's adversarial feature KD with lambda_adv 1e-3 instead of 1e-2",
         1e-3,
     ),
+    'paper_ramp': (
+        'Student',
+        'random',
+        {'gan_ramp_iters': 100},
+        False,
+        "the paper's adversarial feature KD, lambda_adv ramped up from 0 over the first 100 iterations",
+        None,
+    ),
+    'paper_lo4': (
+        'Student',
+        'random',
+        {},
+        False,
+        "the paper's adversarial feature KD with lambda_adv 1e-4 instead of 1e-2",
+        1e-4,
+    ),
     'nokd_t': ('Student w/o KD', 'teacher', None, False, 'student without KD from the teacher (control)', None),
     'paper_t': ('Student', 'teacher', {}, False, "the paper's KD, student from the teacher", None),
     'norm_t': (
