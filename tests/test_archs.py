@@ -202,7 +202,7 @@ def test_teacher_dictionary_state_and_refusals(teacher, tmp_path):
         bare.load_dictionary(random_dictionary(SIZE, 3))
     with pytest.raises(ValueError, match='holds out_size=128'):
         bare.load_dictionary(random_dictionary(128, K))
-    with pytest.raises(FileNotFoundError, match='build_dictionary.py'):
+    with pytest.raises(FileNotFoundError, match='facesr-kd-dictionary'):
         bare.load_dictionary(str(tmp_path / 'missing.pth'))
 
 

@@ -199,7 +199,12 @@ def test_hook_cli_imports_no_torch_nor_basicsr_even_inside_a_basicsr_checkout(tm
     assert cli('install').returncode == 0 and (site / hook.PTH_NAME).read_text() == hook.pth_line()
     proc = cli('status')
     assert proc.returncode == hook.OK, proc.stdout
-    assert f'loads facesr_kd from {Path(facesr_kd.__file__).parent}' in proc.stdout
+    # Where a fresh interpreter finds the package (the test process may import a checkout's copy instead).
+    find = 'import importlib.util as u; print(u.find_spec("facesr_kd").submodule_search_locations[0])'
+    where = subprocess.run(
+        [sys.executable, '-c', find], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert f'loads facesr_kd from {where}' in proc.stdout
     assert cli('uninstall').returncode == 0 and not (site / hook.PTH_NAME).exists()
     proc = cli('status')
     assert proc.returncode == hook.NOT_INSTALLED and 'not installed' in proc.stdout
@@ -265,12 +270,12 @@ def test_hook_in_a_full_interpreter_registers_ours_and_keeps_one_whole_basicsr(t
     assert 'one basicsr' in run_python(['-c', code, tmp_path], cwd=tmp_path).stdout
 
 
-def test_every_other_import_registers_everything():
+def test_every_other_import_registers_everything(tmp_path):
     code = (
         'import sys, facesr_kd; from basicsr.utils.registry import MODEL_REGISTRY; '
         'assert "DictDistillModel" in MODEL_REGISTRY and "facesr_kd.compat" in sys.modules; print("full")'
     )
-    assert 'full' in run_python(['-c', code], cwd=REPO_ROOT.parent).stdout
+    assert 'full' in run_python(['-c', code], cwd=tmp_path).stdout
 
 
 def tiny_training_options(root):

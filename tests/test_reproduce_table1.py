@@ -61,7 +61,7 @@ def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
     assert (work / 'table1_figure1.png').stat().st_size > 10_000
     log = (work / 'commands.log').read_text()
     assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 5
-    assert 'build_dictionary.py' in log
+    assert 'facesr_kd.cli.dictionary' in log
 
 
 def test_smoke_rerun_skips_every_finished_stage(smoke_run):
@@ -114,5 +114,5 @@ def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp
     assert len(list((tmp_path / 'data' / 'test' / 'hr').glob('*.png'))) == 4
     assert len(list((tmp_path / 'options').glob('*.yml'))) == 14
     log = (tmp_path / 'commands.log').read_text()
-    assert log.count('build_dictionary.py') == 1
+    assert log.count('facesr_kd.cli.dictionary') == 1
     assert log.count('facesr_kd.train') == 7 and log.count('facesr_kd.test') == 7  # Table 1 + the lite student
