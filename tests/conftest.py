@@ -99,6 +99,21 @@ def paired_faces(tmp_path_factory, shared_data):
     return out
 
 
+@pytest.fixture(scope='session')
+def student_ckpt(tmp_path_factory):
+    """A tiny x8 DFDNetStudent (32 -> 256, num_feat 8), RANDOM weights and random VGG encoder, as a checkpoint."""
+    from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
+    from facesr_kd.utils.checkpoint import save_sr_checkpoint
+
+    import torch
+
+    torch.manual_seed(0)
+    net = DFDNetStudent(out_size=256, num_feat=8, vgg_pretrained=False)
+    path = tmp_path_factory.mktemp('student') / 'student_x8.pth'
+    save_sr_checkpoint(str(path), net, {'type': 'DFDNetStudent', 'out_size': 256, 'num_feat': 8}, scale=8)
+    return str(path)
+
+
 @pytest.fixture
 def startup_hook():
     """The `.pth` startup hook installed in this interpreter's site-packages for the test's duration."""

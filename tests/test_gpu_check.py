@@ -117,6 +117,16 @@ def test_tests_folder_is_this_checkout_and_junit_counts(tmp_path, repo_root):
     assert gpu_check.junit_counts(xml) == {'total': 10, 'skipped': 3, 'failed': 2, 'errors': 1, 'passed': 4}
 
 
+def test_cuda_tests_that_all_skip_fail_a_cuda_check(tmp_path):
+    tests = tmp_path / 'skipping'
+    tests.mkdir()
+    (tests / 'pytest.ini').write_text('[pytest]\nmarkers =\n    cuda: needs a CUDA GPU\n')
+    (tests / 'test_s.py').write_text('import pytest\n\n\n@pytest.mark.cuda\ndef test_s():\n    pytest.skip()\n')
+    result = gpu_check.check_cuda_tests(str(tmp_path), str(tests), timeout=120, device='cuda')
+    assert (result['status'], result['passed'], result['skipped']) == ('failed', 0, 1), result
+    assert 'skipped itself' in result['note']
+
+
 def test_synthetic_faces_are_items_like_the_face_dataset():
     ds = gpu_check.SyntheticFaceDataset(64, length=5, pool=2)
     item = ds[4]

@@ -16,10 +16,8 @@ import zlib
 
 import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd import inference
-from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
 from facesr_kd.cli import inference as cli
 from facesr_kd.inference import FaceSRRestorer, NotSquareError, list_inputs, output_names, restore_paths
-from facesr_kd.utils.checkpoint import save_sr_checkpoint
 
 import cv2
 import numpy as np
@@ -46,16 +44,6 @@ BICUBIC_INFO = {'type': 'BicubicX8', 'lq_size': 32, 'out_size': 256, 'scale': 8,
 
 def bicubic_restorer(**kwargs):
     return FaceSRRestorer(net=BicubicX8(), info=BICUBIC_INFO, device='cpu', **kwargs)
-
-
-@pytest.fixture(scope='module')
-def student_ckpt(tmp_path_factory):
-    """A tiny x8 DFDNetStudent (32 -> 256, num_feat 8), RANDOM weights and random VGG encoder, as a checkpoint."""
-    torch.manual_seed(0)
-    net = DFDNetStudent(out_size=256, num_feat=8, vgg_pretrained=False)
-    path = tmp_path_factory.mktemp('student') / 'student_x8.pth'
-    save_sr_checkpoint(str(path), net, {'type': 'DFDNetStudent', 'out_size': 256, 'num_feat': 8}, scale=8)
-    return str(path)
 
 
 def call_main(argv):

@@ -52,16 +52,6 @@ def bicubic_restorer(shared_data):
     return FaceSRRestorer(net=BicubicX8(), info=BICUBIC_INFO, upscale=2, **DET)
 
 
-@pytest.fixture(scope='module')
-def student_ckpt(tmp_path_factory):
-    """A tiny x8 DFDNetStudent (32 -> 256, num_feat 8), random weights and random VGG encoder, as a checkpoint."""
-    torch.manual_seed(0)
-    net = DFDNetStudent(out_size=256, num_feat=8, vgg_pretrained=False)
-    path = tmp_path_factory.mktemp('student') / 'student_x8.pth'
-    save_sr_checkpoint(str(path), net, {'type': 'DFDNetStudent', 'out_size': 256, 'num_feat': 8}, scale=8)
-    return str(path)
-
-
 def link_inputs(folder, sources):
     folder.mkdir(parents=True, exist_ok=True)
     for src in sources:
