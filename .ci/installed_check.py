@@ -26,6 +26,7 @@ SCRIPTS = [
     'facesr-kd-benchmark-iter',
     'facesr-kd-plot-losses',
     'facesr-kd-options',
+    'facesr-kd-gpu-check',
 ]
 APIS = {
     'facesr_kd.data.prepare': ['prepare_faces', 'load_records', 'check_options', 'run_errors', 'PreparationError'],

@@ -361,8 +361,12 @@ def parsed_options(opt, root):
     Lets tests and benchmarks build a model (``basicsr.models.build_model``) without the command line. The
     experiment folders are made under ``root``.
     """
+    import torch
+
     opt = copy.deepcopy(opt)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    if opt.get('num_gpu') == 'auto':  # as BasicSR's parse_options resolves it
+        opt['num_gpu'] = torch.cuda.device_count()
     exp = os.path.join(str(root), 'experiments', opt['name'])
     opt['path'].update(
         experiments_root=exp,

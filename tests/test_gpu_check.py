@@ -2,6 +2,7 @@
 CUDA-marked tests that ``-m cuda`` runs on a GPU (skipped without one)."""
 
 import json
+import os
 
 import facesr_kd  # noqa: F401
 from facesr_kd.benchmarks import gpu_check
@@ -111,7 +112,7 @@ def test_unknown_recipe_and_device_are_refused(tmp_path):
 
 
 def test_tests_folder_is_this_checkout_and_junit_counts(tmp_path, repo_root):
-    assert gpu_check.find_tests_dir() == str(repo_root / 'tests')
+    assert os.path.realpath(gpu_check.find_tests_dir()) == str(repo_root / 'tests')
     xml = tmp_path / 'r.xml'
     xml.write_text('<testsuites><testsuite name="pytest" errors="1" failures="2" skipped="3" tests="10"/></testsuites>')
     assert gpu_check.junit_counts(xml) == {'total': 10, 'skipped': 3, 'failed': 2, 'errors': 1, 'passed': 4}
