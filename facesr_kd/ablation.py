@@ -45,6 +45,22 @@ VARIANTS = {
         "the paper's adversarial feature KD, lambda_adv ramped up from 0 over the first 100 iterations",
         None,
     ),
+    'paper_delay': (
+        'Student',
+        'random',
+        {'gan_start_iters': 100},
+        False,
+        "the paper's adversarial feature KD, switched on after 100 iterations (lambda_adv = 0 before)",
+        None,
+    ),
+    'paper_delay_lo': (
+        'Student',
+        'random',
+        {'gan_start_iters': 100},
+        False,
+        "the paper's adversarial feature KD with lambda_adv 1e-3, switched on after 100 iterations",
+        1e-3,
+    ),
     'paper_lo4': (
         'Student',
         'random',

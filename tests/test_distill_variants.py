@@ -72,6 +72,7 @@ def _from_teacher(path):
     [
         ('paper', None, set()),
         ('norm', _distill(feat_norm='self', adapter='identity', gan_ramp_iters=4), set()),
+        ('delayed', _distill(gan_start_iters=1), set()),  # the adversarial term off in step 1, on in step 2
         ('norm_teacher_stats', _distill(feat_norm='teacher'), set()),
         ('direct', _distill(feat_match_weight=1e-2, output_weight=0.5), {'l_g_feat', 'l_g_out'}),
         ('region', _region, REGION_KEYS),
@@ -218,11 +219,14 @@ def test_region_discriminator_sees_only_the_crops_inside_the_boxes(batch):  # no
 def test_adversarial_ramp_and_bad_distill_options(tmp_path, random_vgg, random_dictionary, teacher_ckpt):  # noqa: F811
     model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_ckpt, edit=_distill(gan_ramp_iters=10))
     assert [model.gan_weight(i) for i in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
+    model.distill.update(gan_start_iters=20, gan_ramp_iters=10)
+    assert [model.gan_weight(i) for i in (1, 20, 25, 30, 50)] == [0.0, 0.0, 0.5, 1.0, 1.0]
     assert check_distill_options(None)['feat_norm'] == 'none'
     for bad, match in (
         ({'feat_norm': 'batch'}, "feat_norm` is 'batch'; use one of"),
         ({'feat_match': 1}, r"unknown key\(s\) \['feat_match'\]"),
         ({'output_weight': -1}, 'output_weight` must be a number >= 0'),
+        ({'gan_start_iters': -5}, 'gan_start_iters` must be a number >= 0'),
     ):
         with pytest.raises(ValueError, match=match):
             check_distill_options(bad)

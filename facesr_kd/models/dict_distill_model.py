@@ -14,7 +14,8 @@ from torch import nn
 DISTILL_DEFAULTS = {
     'feat_norm': 'none',  # none | teacher | self: per-channel standardisation of F_T and F_S before any D
     'adapter': 'auto',  # auto: 1x1 conv only when widths differ; identity: always a 1x1 conv, identity at start
-    'gan_ramp_iters': 0,  # lambda_adv grows linearly from 0 to its value over this many iterations
+    'gan_start_iters': 0,  # no adversarial term at all (lambda_adv = 0) up to this iteration
+    'gan_ramp_iters': 0,  # then lambda_adv grows linearly from 0 to its value over this many iterations
     'feat_match_weight': 0.0,  # weight of ||F_S - F_T||^2 (after feat_norm)
     'output_weight': 0.0,  # weight of ||SR_S - SR_T||^2
     'region_weight': 1.0,  # weight of the region discriminator's generator term (with `network_d_region`)
@@ -39,7 +40,7 @@ def check_distill_options(distill, where='train.distill'):
         raise ValueError(f'`{where}.feat_norm` is {out["feat_norm"]!r}; use one of {list(FEAT_NORMS)}.')
     if out['adapter'] not in ADAPTERS:
         raise ValueError(f'`{where}.adapter` is {out["adapter"]!r}; use one of {list(ADAPTERS)}.')
-    for key in ('gan_ramp_iters', 'feat_match_weight', 'output_weight', 'region_weight'):
+    for key in ('gan_start_iters', 'gan_ramp_iters', 'feat_match_weight', 'output_weight', 'region_weight'):
         value = out[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f'`{where}.{key}` must be a number >= 0, got {value!r}.')
@@ -219,9 +220,17 @@ class DictDistillModel(FaceSRGANModel):
         return [output], feat_s, feat_t
 
     def gan_weight(self, current_iter):
-        """Multiplier of the adversarial terms at ``current_iter``: the ``gan_ramp_iters`` ramp, else 1."""
-        ramp = self.distill['gan_ramp_iters']
-        return 1.0 if ramp <= 0 else min(1.0, current_iter / ramp)
+        """Multiplier of the adversarial terms at ``current_iter``: 0 up to ``gan_start_iters``, then the
+        ``gan_ramp_iters`` ramp, else 1.
+
+        A zero-initialised residual output (``input_skip``) passes no content gradient to the decoder until its
+        ``to_rgb`` has grown, and Adam turns even a tiny adversarial gradient into full-size steps there: the
+        delay lets the content losses shape the decoder first.
+        """
+        start, ramp = self.distill['gan_start_iters'], self.distill['gan_ramp_iters']
+        if current_iter <= start:
+            return 0.0
+        return 1.0 if ramp <= 0 else min(1.0, (current_iter - start) / ramp)
 
     def generator_losses(self, outputs, fake, real, loss_dict, current_iter):
         l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
