@@ -23,6 +23,8 @@ import subprocess
 import sys
 import sysconfig
 
+from facesr_kd.utils.files import write_text
+
 PTH_NAME = 'facesr_kd-basicsr-hook.pth'
 # Editable installs put their finder in `__editable__.facesr_kd-<version>.pth`; site.py reads `.pth` files in
 # name order, so that finder is on sys.meta_path when our line (sorted after it) looks facesr_kd up.
@@ -66,10 +68,7 @@ def hook_path(site_dir=None):
 def install(site_dir=None):
     """Write the hook into ``site_dir`` (default: this interpreter's site-packages). Returns its path."""
     path = hook_path(site_dir)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(pth_line())
-    os.replace(tmp, path)
+    write_text(path, pth_line())
     return path
 
 

@@ -196,7 +196,7 @@ def _upsampled_bgr(lq, out_size):
     return np.ascontiguousarray(up_bgr)
 
 
-def _time(fn, warmup, runs, sync=lambda: None):
+def median_time(fn, warmup, runs, sync=lambda: None):
     """Median wall time of ``runs`` calls after ``warmup`` calls (the median resists a busy shared machine)."""
     for _ in range(warmup):
         fn()
@@ -318,12 +318,12 @@ def measure_model(
                 fn1()
             macs = counter.get_total_flops() / 2
             meter.start()
-            latency = _time(fn1, warmup, runs, sync)
+            latency = median_time(fn1, warmup, runs, sync)
             peak, above = meter.peak()
             batch_latency = peak_b = above_b = None
             if batch:
                 meter.start()
-                batch_latency = _time(fnb, warmup, runs, sync)
+                batch_latency = median_time(fnb, warmup, runs, sync)
                 peak_b, above_b = meter.peak()
         return {
             'key': key,
@@ -421,13 +421,13 @@ def measure_onnx(path, lq_size, threads=None, warmup=1, runs=3, batch=8):
     lq1, lqb = sample_lq(lq_size), sample_lq(lq_size, max(batch, 1))
     meter = _Meter(base_rss)
     meter.start()
-    latency = _time(lambda: session.run(None, {input_name: lq1}), warmup, runs)
+    latency = median_time(lambda: session.run(None, {input_name: lq1}), warmup, runs)
     peak, above = meter.peak()
     row = {'ort_latency_s': latency, 'ort_peak_mib': peak, 'ort_peak_above_base_mib': above}
     batch_latency = peak_b = above_b = None
     if batch:
         meter.start()
-        batch_latency = _time(lambda: session.run(None, {input_name: lqb}), warmup, runs)
+        batch_latency = median_time(lambda: session.run(None, {input_name: lqb}), warmup, runs)
         peak_b, above_b = meter.peak()
     row.update(
         ort_batch_latency_s=batch_latency,

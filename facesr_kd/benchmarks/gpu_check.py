@@ -306,20 +306,6 @@ def _reset_peak(device):
         torch.cuda.reset_peak_memory_stats()
 
 
-def _median_time(fn, warmup, runs, sync):
-    """Median wall time of ``runs`` calls of ``fn`` after ``warmup`` calls, synchronised around each."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(runs, 1)):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def find_tests_dir():
     """The ``tests/`` folder of the checkout the package runs from, or None (an installed wheel has none)."""
     import facesr_kd
@@ -743,7 +729,7 @@ def check_inference(device, settings, deadline, on_row=None):
                 with torch.inference_mode():
                     out = fn()
                     finite = bool(torch.isfinite(out.float()).all())
-                    seconds = _median_time(fn, settings['infer_warmup'], settings['infer_runs'], sync)
+                    seconds = efficiency.median_time(fn, settings['infer_warmup'], settings['infer_runs'], sync)
                 row = {
                     'key': name,
                     'model': label,
