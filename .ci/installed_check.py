@@ -27,6 +27,7 @@ SCRIPTS = [
     'facesr-kd-plot-losses',
     'facesr-kd-options',
     'facesr-kd-gpu-check',
+    'facesr-kd-publish',
 ]
 APIS = {
     'facesr_kd.data.prepare': ['prepare_faces', 'load_records', 'check_options', 'run_errors', 'PreparationError'],
@@ -38,6 +39,7 @@ APIS = {
     'facesr_kd.ablation': ['run_ablation'],
     'facesr_kd.benchmarks.efficiency': ['benchmark'],
     'facesr_kd.recipes': ['copy_options', 'PRESETS', 'METHODS'],
+    'facesr_kd.publish': ['publish_checkpoint'],
 }
 
 

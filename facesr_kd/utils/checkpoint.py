@@ -11,14 +11,18 @@ an option file: given explicitly, or the ``*.yml`` BasicSR copies into ``experim
 checkpoint sits in ``experiments/<name>/models/``.
 
 Files are read with ``torch.load(..., weights_only=True)``: tensors and plain containers only, never pickled
-code. The network is built through BasicSR's ``ARCH_REGISTRY`` (``import facesr_kd`` registers ours), loaded
-strictly, and put in eval mode.
+code. A file whose name carries a hash (``<name>-<8 to 64 hex digits>.pth``, as :mod:`facesr_kd.publish` and
+``torch.hub`` name published weights) is checked first: the hex digits must begin the file's SHA-256, else
+the file is refused as corrupt or truncated. The network is built through BasicSR's ``ARCH_REGISTRY``
+(``import facesr_kd`` registers ours), loaded strictly, and put in eval mode.
 """
 
 import contextlib
 import glob
+import hashlib
 import inspect
 import os
+import re
 
 from facesr_kd.utils.files import torch_save
 
@@ -34,6 +38,9 @@ DEFAULT_SCALE = 8
 # fills them in.
 INFERENCE_OVERRIDES = {'vgg_pretrained': False, 'vgg_weights': None, 'vgg_download': False, 'dict_path': None}
 _PLAIN = (str, int, float, bool, type(None))
+# ``<anything>-<8 to 64 hex digits>.pth``: the digits after the last ``-`` begin the file's SHA-256.
+HASH_NAME_RE = re.compile(r'^.+-([0-9a-fA-F]{8,64})\.pth$')
+_HASH_CHUNK = 1 << 20
 
 
 class CheckpointError(ValueError):
@@ -116,6 +123,46 @@ def find_option_file(ckpt_path):
     return max(candidates)[1] if candidates else None
 
 
+def file_sha256(path):
+    """The SHA-256 of a file, hex, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_HASH_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def name_hash(path):
+    """The hash prefix a file's name carries (``<name>-<8 to 64 hex>.pth``), lower case, or None."""
+    match = HASH_NAME_RE.match(os.path.basename(path))
+    return match.group(1).lower() if match else None
+
+
+def verify_hash(path):
+    """Check a file whose name carries a hash against its SHA-256; files without one pass unchecked.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        str | None: The full SHA-256 when the name carries a hash (and it matched), else None.
+
+    Raises:
+        CheckpointError: The file's SHA-256 does not begin with the hash in its name.
+    """
+    expected = name_hash(path)
+    if expected is None:
+        return None
+    actual = file_sha256(path)
+    if not actual.startswith(expected):
+        raise CheckpointError(
+            f'{path}: the file is corrupt or truncated: its name says SHA-256 {expected}... but the file '
+            f'({os.path.getsize(path)} bytes) hashes to {actual[: len(expected)]}...; download or publish it '
+            'again (if the digits after the last `-` are not a hash, rename the file)'
+        )
+    return actual
+
+
 def load_file(path, mmap=False):
     """``torch.load`` of a file without executing code from it (``weights_only``), onto the CPU.
 
@@ -124,12 +171,16 @@ def load_file(path, mmap=False):
         mmap (bool): Map the file instead of reading it (cheap when only a few entries are looked at); a file in
             the legacy format is read instead.
 
+    A file whose name carries a hash (``<name>-<8 to 64 hex>.pth``) is checked with :func:`verify_hash` first.
+
     Raises:
         FileNotFoundError: No such file.
-        CheckpointError: The file is not one that ``weights_only`` loading accepts.
+        CheckpointError: The file is not one that ``weights_only`` loading accepts, or its SHA-256 does not match
+            the hash in its name (corrupt or truncated).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
+    verify_hash(path)
     try:
         try:
             return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
@@ -153,7 +204,8 @@ def read_checkpoint(path):
 
     Raises:
         FileNotFoundError: No such file.
-        CheckpointError: The file is not a checkpoint that ``weights_only`` loading accepts.
+        CheckpointError: The file is not a checkpoint that ``weights_only`` loading accepts, or its name carries
+            a hash its contents do not match (see :func:`load_file`).
     """
     ckpt = load_file(path)
     if not isinstance(ckpt, dict):
@@ -294,8 +346,9 @@ def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect
 
     Raises:
         FileNotFoundError: No checkpoint.
-        CheckpointError: Unreadable file, unknown arch, wrong type or scale, or weights that do not fit the
-            arch; the message says what the file holds.
+        CheckpointError: Unreadable, corrupt or truncated file (a hash in its name that its SHA-256 does not
+            match), unknown arch, wrong type or scale, or weights that do not fit the arch; the message says what
+            the file holds.
     """
     import facesr_kd  # noqa: F401  (registers the archs)
 
