@@ -21,8 +21,18 @@ Pipeline for a whole photo:
    finds them itself, by detecting the five landmarks on the bicubic-upsampled input (``box_source='detect'``,
    the teacher's own view; template boxes when the detector finds nothing) or from the fixed template boxes of
    an aligned face (``box_source='template'``). The time that costs is reported in :attr:`FaceSRRestorer.last_stats`.
-4. The photo is upscaled (Lanczos for ``'none'``, bicubic, or a learned upsampler), and each restored face is
-   warped back with the inverse similarity (times ``upscale``) and blended with facexlib's feathered mask.
+4. For the paste-back, each restored face's low-frequency colour is made the photo's (``color_fix``,
+   :mod:`facesr_kd.face.colour`: ``'wavelet'`` by default, CodeFormer's low-pass band transfer from the
+   bicubic-upsampled network input; ``'meanstd'``: Lab mean / std matching; ``'none'``). The restored faces
+   returned (and written to ``restored_faces/``, ``cmp/``) stay the network's own output, to judge the network
+   by; the fix is part of the paste.
+5. The photo is upscaled (Lanczos for ``'none'``, bicubic, or a learned upsampler), and each restored face is
+   warped back with the inverse similarity (times ``upscale``) and blended with facexlib's feathered mask
+   (eroded, then blurred over a twentieth of the face's side: no seam).
+
+Detection debug view: ``enhance(..., keep_rejected=True)`` keeps in ``last_stats['detections']`` every detection
+down to :data:`DEBUG_CONF_FLOOR`, kept or not and why; ``restore_paths(..., draw_boxes=True)`` draws them
+(:mod:`facesr_kd.face.debug_view`) into ``<output>/debug/<name>.png``.
 
 Memory: only the input and the output photo are held at full size, in their own dtype; each face is pasted
 within its own footprint, so per-face work does not grow with the photo. Outputs above ``max_pixels`` are
@@ -41,7 +51,8 @@ import stat
 import time
 
 from facesr_kd.archs.arch_util import bake_spectral_norm
-from facesr_kd.face import align
+from facesr_kd.face import align, debug_view
+from facesr_kd.face.colour import DEFAULT_COLOR_FIX, apply_color_fix, check_color_fix
 from facesr_kd.face.components import boxes_from_landmarks5, template_boxes
 from facesr_kd.face.image_io import WRITABLE_EXTS, ImageReadError, output_extension, read_image, write_image
 from facesr_kd.utils.checkpoint import load_sr_network
@@ -56,6 +67,10 @@ BG_UPSAMPLERS = ('none', 'bicubic', 'realesrgan')
 BOX_SOURCES = ('detect', 'template')
 REALESRGAN_URL = 'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth'
 DEFAULT_MAX_PIXELS = 64_000_000
+# Lowest detector score shown (as rejected) by the debug view. The detector's forward pass is the same at any
+# threshold, and its non-maximum suppression is greedy by score, so the faces kept at ``conf_threshold`` are
+# exactly those of a detection at this floor that pass ``conf_threshold`` (only cheap post-processing is added).
+DEBUG_CONF_FLOOR = 0.5
 # Aligned face crops are square; sides that differ by at most this fraction are resized as they are.
 ALIGNED_ASPECT_TOLERANCE = 0.01
 # The before/after picture stops growing at this many pixels (its rows are held in memory until it is written).
@@ -256,6 +271,9 @@ class FaceSRRestorer:
             archs where it measured faster on the CPU (:data:`CHANNELS_LAST_CPU_ARCHS`).
         half (bool): Run the network in float16 (CUDA only: on the CPU fp16 convolutions are slow or missing,
             the pitfall Real-ESRGAN users meet, so it is refused with a message).
+        color_fix (str): ``'wavelet'``, ``'meanstd'`` or ``'none'``: how each restored face's colour is made its
+            input's before it is pasted into the photo (see :mod:`facesr_kd.face.colour`). The faces
+            :meth:`enhance` returns, and aligned crops, are the network's output as it is.
 
     Attributes:
         channels_last (bool): Whether the network runs channels-last.
@@ -282,7 +300,9 @@ class FaceSRRestorer:
         info=None,
         channels_last=None,
         half=False,
+        color_fix=DEFAULT_COLOR_FIX,
     ):
+        self.color_fix = check_color_fix(color_fix)
         self.device = resolve_device(device)
         check_half(half, self.device)
         self.half = bool(half)
@@ -335,7 +355,7 @@ class FaceSRRestorer:
         return not aligned or (self.needs_boxes and self.box_source == 'detect')
 
     # ----------------------------------------------------------------------------------------------------------
-    def enhance(self, img, aligned=False, only_center_face=False, paste_back=True):
+    def enhance(self, img, aligned=False, only_center_face=False, paste_back=True, keep_rejected=False):
         """Restore the faces of a photo, or one aligned face.
 
         Args:
@@ -345,13 +365,18 @@ class FaceSRRestorer:
                 the model's input and restored; no detection, no paste-back.
             only_center_face (bool): Restore only the face closest to the photo's centre.
             paste_back (bool): Build the upscaled photo with the restored faces pasted in.
+            keep_rejected (bool): Also keep, in ``last_stats['detections']``, the detections that are not restored
+                (down to :data:`DEBUG_CONF_FLOOR`), with the reason; for the debug view.
 
         Returns:
             tuple: ``(cropped_faces, restored_faces, restored_img)``: lists of (lq, lq, 3) network inputs and of
             (out, out, 3) restored faces (uint8 BGR), and the upscaled photo in ``img``'s layout and dtype
             (None when ``aligned`` or not ``paste_back``). With no face found the photo is still upscaled and
             the lists are empty. :attr:`last_stats` holds counts and timings (``boxes_s``: the teacher's box
-            search).
+            search) and, for a whole photo, ``detections``: the kept faces, in the order of the lists, each a dict
+            with ``box``, ``score``, ``landmarks5``, ``kept=True``, ``index`` (its place in the lists, the
+            ``<name>_<index>`` of :func:`restore_paths`'s files) and ``affine``; with ``keep_rejected`` then the
+            others, with ``kept=False``, ``reason`` and a short ``label`` (see :meth:`detect`).
 
         Raises:
             ImageTooLargeError: The upscaled photo (an aligned crop: the crop itself) would exceed ``max_pixels``.
@@ -360,11 +385,12 @@ class FaceSRRestorer:
         bgr, alpha, layout = _to_bgr(img)
         in_dtype = np.asarray(img).dtype
         stats = {'faces': 0, 'detect_s': 0.0, 'boxes_s': 0.0, 'box_fallbacks': 0, 'sr_s': 0.0, 'paste_s': 0.0}
+        stats.update(color_fix=self.color_fix, color_fix_s=0.0, detections=[])
         self.last_stats = stats
         if aligned:
             self.check_aligned(*bgr.shape[:2])
-            face = resize_face(bgr.astype(np.float32) / 255.0, self.lq_size)
-            restored = self._restore([np.clip(face, 0, 1)], stats)
+            face = np.clip(resize_face(bgr.astype(np.float32) / 255.0, self.lq_size), 0, 1)
+            restored = self._restore([face], stats)
             stats['faces'] = 1
             return [_to_uint8(face * 255)], [_to_uint8(restored[0])], None
 
@@ -372,28 +398,35 @@ class FaceSRRestorer:
         if paste_back:
             self.check_size(h, w)
         t0 = time.perf_counter()
-        faces = self.detect(bgr, only_center_face)
+        if keep_rejected:
+            faces, rejected = self.detect(bgr, only_center_face, return_rejected=True)
+        else:
+            faces, rejected = self.detect(bgr, only_center_face), []
         stats['detect_s'] = time.perf_counter() - t0
-        stats['faces'] = len(faces)
-        affines, lqs = [], []
+        affines, lqs, kept = [], [], []
         for det in faces:
             try:
                 affine = align.estimate_affine(det['landmarks5'], self.out_size)
             except ValueError:  # degenerate landmarks: no similarity fits; leave that face as it is
-                stats['faces'] -= 1
+                reason = 'degenerate landmarks: no similarity fits them'
+                rejected.append({**det, 'kept': False, 'reason': reason, 'label': 'degenerate landmarks'})
                 continue
             crop = align.warp_face(bgr, affine, self.out_size, antialias=True)
             lqs.append(np.clip(resize_face(crop.astype(np.float32) / 255.0, self.lq_size), 0, 1))
             affines.append(affine)
+            kept.append({**det, 'kept': True, 'index': len(kept), 'affine': affine})
+        stats['faces'] = len(kept)
+        stats['detections'] = kept + (rejected if keep_rejected else [])
         restored = self._restore(lqs, stats) if lqs else []
         cropped_faces = [_to_uint8(f * 255) for f in lqs]
         restored_faces = [_to_uint8(f) for f in restored]
         if not paste_back:
             return cropped_faces, restored_faces, None
 
+        pasted = self._fix_colours(lqs, restored, stats)
         t0 = time.perf_counter()
         out = self.upscale_background(bgr)
-        for face, affine in zip(restored, affines):
+        for face, affine in zip(pasted, affines):
             self._paste(out, face, affine)
         if alpha is not None:
             alpha_up = self._resize(alpha, out.shape[1], out.shape[0])
@@ -448,22 +481,86 @@ class FaceSRRestorer:
             return None
         return int(self.max_pixels if aligned else self.max_pixels / self.upscale**2)
 
-    def detect(self, bgr, only_center_face=False):
-        """Faces of a photo: list of dicts with ``box``, ``score``, ``landmarks5`` (photo pixels)."""
+    def detect(self, bgr, only_center_face=False, return_rejected=False, conf_floor=DEBUG_CONF_FLOOR):
+        """Faces of a photo: list of dicts with ``box``, ``score``, ``landmarks5`` (photo pixels).
+
+        Args:
+            bgr (ndarray): (H, W, 3) BGR photo.
+            only_center_face (bool): Keep only the face whose box centre is nearest the photo's centre.
+            return_rejected (bool): Also return what the detector found and was not kept. The detector then runs
+                with its threshold lowered to ``conf_floor`` (when ``conf_threshold`` is higher) and without the
+                eye-distance filter, and the filters are applied here, exactly as
+                :func:`~facesr_kd.face.detection.detect_faces` applies them (``score > conf_threshold`` in
+                float32, as facexlib compares; eye distance ``>= eye_dist_threshold``): the faces kept are the
+                same, in the same order, as without ``return_rejected`` (see :data:`DEBUG_CONF_FLOOR`).
+            conf_floor (float): Lowest score of a rejected detection.
+
+        Returns:
+            list[dict] | tuple[list[dict], list[dict]]: The faces, largest first; with ``return_rejected`` also
+            the rejected detections, each with ``kept=False``, ``reason`` (a sentence naming the option) and
+            ``label`` (a short form for the debug view).
+        """
         from facesr_kd.face.detection import detect_faces
 
-        faces = detect_faces(
+        if not return_rejected:
+            faces = detect_faces(
+                self.detector,
+                bgr,
+                conf_threshold=self.conf_threshold,
+                resize=self.det_resize,
+                eye_dist_threshold=self.eye_dist_threshold,
+            )
+            return self._centre_face(faces, bgr.shape) if only_center_face else faces
+        found = detect_faces(
             self.detector,
             bgr,
-            conf_threshold=self.conf_threshold,
+            conf_threshold=min(conf_floor, self.conf_threshold),
             resize=self.det_resize,
-            eye_dist_threshold=self.eye_dist_threshold,
+            eye_dist_threshold=None,
         )
+        faces, rejected = [], []
+        for det in found:
+            eyes = float(np.linalg.norm(det['landmarks5'][0] - det['landmarks5'][1]))
+            if not np.float32(det['score']) > np.float32(self.conf_threshold):
+                reason = f'score {det["score"]:.3f} not above --conf {self.conf_threshold:g}'
+                label = f'score {det["score"]:.3f} <= {self.conf_threshold:g}'
+            elif self.eye_dist_threshold is not None and eyes < self.eye_dist_threshold:
+                reason = f'eye distance {eyes:.1f} px below --eye-dist-threshold {self.eye_dist_threshold:g}'
+                label = f'eyes {eyes:.1f}px < {self.eye_dist_threshold:g}'
+            else:
+                faces.append(det)
+                continue
+            rejected.append({**det, 'kept': False, 'reason': reason, 'label': label})
         if only_center_face and faces:
-            h, w = bgr.shape[:2]
-            centre = np.array([w / 2, h / 2])
-            faces = [min(faces, key=lambda f: np.linalg.norm((f['box'][:2] + f['box'][2:]) / 2 - centre))]
-        return faces
+            centre = self._centre_face(faces, bgr.shape)
+            for det in faces:
+                if det is not centre[0]:
+                    reason = 'not the face nearest the centre (--only-center-face)'
+                    rejected.append({**det, 'kept': False, 'reason': reason, 'label': 'not centre face'})
+            faces = centre
+        return faces, rejected
+
+    @staticmethod
+    def _centre_face(faces, shape):
+        """``[the face whose box centre is nearest the centre of a photo of ``shape``]`` (``[]`` without faces)."""
+        if not faces:
+            return faces
+        h, w = shape[:2]
+        centre = np.array([w / 2, h / 2])
+        return [min(faces, key=lambda f: np.linalg.norm((f['box'][:2] + f['box'][2:]) / 2 - centre))]
+
+    def _fix_colours(self, lqs, restored, stats):
+        """Apply :attr:`color_fix` to restored faces (float BGR [0, 255]), each against its bicubic-upsampled
+        input (``lqs``: float BGR [0, 1])."""
+        if self.color_fix == 'none':
+            return restored
+        t0 = time.perf_counter()
+        out = []
+        for lq, face in zip(lqs, restored):
+            ref = cv2.resize(lq * 255.0, face.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+            out.append(apply_color_fix(face, np.clip(ref, 0, 255), self.color_fix))
+        stats['color_fix_s'] += time.perf_counter() - t0
+        return out
 
     def component_boxes(self, lq):
         """Teacher boxes for one (lq, lq, 3) float BGR input: (4, 4) [x1, y1, x2, y2] in output pixels.
@@ -667,7 +764,7 @@ def output_names(paths):
     return names
 
 
-def check_outputs(output, paths=(), aligned=False, before_after=None):
+def check_outputs(output, paths=(), aligned=False, before_after=None, draw_boxes=False):
     """Check, before any work, that the results of a run can be written; create the output folders.
 
     Args:
@@ -675,6 +772,7 @@ def check_outputs(output, paths=(), aligned=False, before_after=None):
         paths (list[str]): The inputs (the before/after picture must not overwrite one).
         aligned (bool): The run restores aligned crops (no ``restored_imgs/``).
         before_after (str | None): The before/after picture.
+        draw_boxes (bool): The run writes detection debug views (``debug/``; not with ``aligned``).
 
     Raises:
         NotADirectoryError: ``output`` or one of its result folders is a file, or the picture's folder is.
@@ -699,6 +797,7 @@ def check_outputs(output, paths=(), aligned=False, before_after=None):
     if os.path.exists(output) and not os.path.isdir(output):
         raise NotADirectoryError(f'output {output} is a file, not a folder: pass another -o')
     subs = ('cropped_faces', 'restored_faces', 'cmp') + (() if aligned else ('restored_imgs',))
+    subs += ('debug',) if draw_boxes and not aligned else ()
     folders = [os.path.join(output, sub) for sub in subs]
     for folder in folders:
         if os.path.exists(folder) and not os.path.isdir(folder):
@@ -711,6 +810,21 @@ def check_outputs(output, paths=(), aligned=False, before_after=None):
             raise type(err)(err.errno, f'cannot create output folder {folder}: {err.strerror or err}') from err
     if before_after:
         os.makedirs(os.path.dirname(os.path.abspath(before_after)), exist_ok=True)
+
+
+def _write_debug_view(output, name, suffix, img, detections):
+    """Write ``<output>/debug/<name>.png`` (:func:`facesr_kd.face.debug_view.draw_detections`); return its record
+    for :func:`restore_paths`'s summary (``suffix``: with its ``_``, as in the restored faces' names)."""
+    image = os.path.join(output, 'debug', f'{name}.png')
+    write_image(image, debug_view.draw_detections(to_bgr8(img), detections))
+    keys = ('box', 'score', 'landmarks5')
+    kept = [
+        {**{k: d[k] for k in keys}, 'index': d['index'], 'file': f'restored_faces/{name}_{d["index"]:02d}{suffix}.png'}
+        for d in detections
+        if d['kept']
+    ]
+    rejected = [{**{k: d[k] for k in keys}, 'reason': d['reason']} for d in detections if not d['kept']]
+    return {'image': image, 'kept': kept, 'rejected': rejected}
 
 
 def _ext_note(requested, written):
@@ -740,6 +854,7 @@ def restore_paths(
     before_after=None,
     before_after_width=1024,
     skipped=None,
+    draw_boxes=False,
 ):
     """Restore every image of ``paths`` and write the results under ``output``, like GFPGAN's inference script.
 
@@ -765,11 +880,17 @@ def restore_paths(
         before_after_width (int): Width of that picture.
         skipped (dict[str, str] | None): Inputs already skipped while listing (:func:`list_inputs`), reported
             with the others.
+        draw_boxes (bool): Whole photos: also write ``debug/<name>.png``, the input with every detection drawn
+            (:func:`facesr_kd.face.debug_view.draw_detections`): kept faces with ``#<index>`` (their
+            ``<name>_<index>`` files) and rejected ones with the reason. Ignored with ``aligned``.
 
     Returns:
         dict: ``faces`` (faces per restored input), ``no_face``, ``skipped`` (path -> reason), ``notes``
         (path -> list of messages), ``outputs`` (input -> written photo), ``before_after_error`` (None, or why
-        the picture could not be written) and the detection / super-resolution / box times in seconds.
+        the picture could not be written), the detection / super-resolution / box times in seconds, and
+        ``debug`` (input -> ``{'image': the debug view, 'kept': [...], 'rejected': [...]}``, each detection a
+        dict with ``box``, ``score``, ``landmarks5``; kept ones with ``index`` and ``file``, the restored face
+        written for it; rejected ones with ``reason``).
 
     Raises:
         OSError, ValueError: From :func:`check_outputs`, or ``suffix`` holds a path separator; raised before any
@@ -777,8 +898,10 @@ def restore_paths(
     """
     if suffix and (os.sep in suffix or (os.altsep and os.altsep in suffix)):
         raise ValueError(f'--suffix {suffix!r} must not contain a path separator')
-    check_outputs(output, paths, aligned, before_after)
+    draw_boxes = bool(draw_boxes) and not aligned
+    check_outputs(output, paths, aligned, before_after, draw_boxes)
     summary = {
+        'debug': {},
         'faces': {},
         'no_face': [],
         'skipped': dict(skipped or {}),
@@ -809,8 +932,11 @@ def restore_paths(
                 note(path, f'{img_info["frames"]} frames or pages: only the first is restored')
             arr = img if alpha is None else np.dstack([img, alpha])
             cropped, restored, restored_img = restorer.enhance(
-                arr, aligned=aligned, only_center_face=only_center_face, paste_back=True
+                arr, aligned=aligned, only_center_face=only_center_face, paste_back=True, keep_rejected=draw_boxes
             )
+            if draw_boxes:
+                detections = restorer.last_stats['detections']
+                summary['debug'][path] = _write_debug_view(output, name, suffix, img, detections)
             for idx, (lq, face) in enumerate(zip(cropped, restored)):
                 tag = f'{name}_{idx:02d}'
                 write_image(os.path.join(output, 'cropped_faces', f'{tag}.png'), lq)

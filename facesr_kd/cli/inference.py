@@ -13,6 +13,14 @@ GFPGAN's ``inference_gfpgan.py``::
     <output>/restored_faces/<name>_<i>.png   restored faces
     <output>/cmp/<name>_<i>.png              input (bicubic-upsampled) | restored, side by side
     <output>/restored_imgs/<name>.<ext>      whole photos, upscaled, faces pasted back (not with --aligned)
+    <output>/debug/<name>.png                with --draw-boxes: the input with every detection drawn, kept
+                                             ones green with '#<i> score' (their <name>_<i> files), rejected
+                                             ones orange, dashed, with the reason (score, eye distance,
+                                             not the centre face)
+
+Faces pasted into the photos keep the photo's colour (``--color-fix wavelet``, the default: their
+low-frequency band is the bicubic-upsampled input's, as CodeFormer's colour fix; ``meanstd``: Lab mean / std
+matching; ``none``). ``restored_faces/`` and ``cmp/`` show the network's own output, before the fix.
 
 Inputs that cannot be used (not an image, truncated, too large, a non-square crop with ``--aligned``, a FIFO...)
 are reported with the reason and skipped; the run exits 1 when none could be restored, and before any work when
@@ -37,6 +45,7 @@ import math
 import os
 import sys
 
+from facesr_kd.face.colour import COLOR_FIXES, DEFAULT_COLOR_FIX
 from facesr_kd.face.detection import DET_MODELS
 from facesr_kd.inference import (
     BG_UPSAMPLERS,
@@ -107,6 +116,20 @@ def parse_args(argv=None):
         help='Also write one PNG of "input (bicubic) | result" rows: the whole photos, or the faces with --aligned',
     )
     parser.add_argument('--before-after-width', type=int, default=1024, help='Width of the --before-after picture')
+    parser.add_argument(
+        '--color-fix',
+        default=DEFAULT_COLOR_FIX,
+        choices=COLOR_FIXES,
+        help="Keep the photo's colour in the pasted faces: wavelet = low-frequency band of the input, "
+        'meanstd = Lab mean / std of the input, none = the network output as it is (restored_faces/ and cmp/ '
+        'always hold the network output)',
+    )
+    parser.add_argument(
+        '--draw-boxes',
+        action='store_true',
+        help='Also write debug/<name>.png: every detection drawn, kept faces with their index, rejected ones '
+        'with the reason (whole photos only)',
+    )
     args = parser.parse_args(argv)
     if not math.isfinite(args.upscale) or args.upscale <= 0:
         parser.error(f'--upscale must be a positive number, got {args.upscale}')
@@ -123,6 +146,8 @@ def parse_args(argv=None):
         parser.error(f'--eye-dist-threshold must be 0 (keep every face) or positive, got {args.eye_dist_threshold}')
     if args.suffix and (os.sep in args.suffix or (os.altsep and os.altsep in args.suffix)):
         parser.error(f'--suffix must not contain a path separator, got {args.suffix!r}')
+    if args.draw_boxes and args.aligned:
+        parser.error('--draw-boxes draws the detections of whole photos; --aligned inputs are not detected')
     if args.device != 'auto':
         try:
             torch.device(args.device)
@@ -162,6 +187,7 @@ def build_restorer(args):
             max_pixels=args.max_pixels,
             batch_size=args.batch_size,
             half=args.half,
+            color_fix=args.color_fix,
         )
         if restorer.needs_detector(args.aligned):
             restorer.detector  # noqa: B018  (build it now: missing weights stop the run before it starts)
@@ -191,7 +217,7 @@ def run(args):
         more = f' (and {len(skipped) - 5} more)' if len(skipped) > 5 else ''
         raise SystemExit(f'error: nothing to restore in {args.input}: {len(skipped)} entries skipped: {listed}{more}')
     try:
-        check_outputs(args.output, paths, args.aligned, args.before_after)
+        check_outputs(args.output, paths, args.aligned, args.before_after, args.draw_boxes)
     except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
     restorer = build_restorer(args)
@@ -213,6 +239,7 @@ def run(args):
             before_after=args.before_after,
             before_after_width=args.before_after_width,
             skipped=skipped,
+            draw_boxes=args.draw_boxes,
         )
     except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
