@@ -24,6 +24,7 @@ import re
 from facesr_kd.utils.checkpoint import (
     CheckpointError,
     _plain_arch,
+    arch_from_options,
     describe_arch,
     file_sha256,
     find_option_file,
@@ -35,7 +36,6 @@ from facesr_kd.utils.files import write_bytes, write_json
 from facesr_kd.version import __version__
 
 import torch
-import yaml
 
 HASH_LEN = 8
 KEYS = ('auto', 'params_ema', 'params')
@@ -85,11 +85,7 @@ def _arch_and_scale(path, ckpt, opt_path):
         with open(found, encoding='utf-8') as f:
             opt_text = f.read()
         if opt_path is not None or arch is None:
-            opt = yaml.safe_load(opt_text) or {}
-            if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
-                raise CheckpointError(f'{found}: has no `network_g` section to describe {path}')
-            arch = dict(opt['network_g'])
-            scale = opt.get('scale', scale)
+            arch, scale = arch_from_options(opt_text, found, path, scale)
     if arch is None:
         raise CheckpointError(
             f'{path}: has no `arch` entry and no option file next to its experiment says which network it is: '

@@ -328,6 +328,18 @@ def _no_weight_init():
             setattr(torch.nn.init, n, f)
 
 
+def arch_from_options(text, opt_path, ckpt_path, scale=None):
+    """The ``network_g`` options and the scale an option file's text gives for ``ckpt_path``.
+
+    Raises:
+        CheckpointError: The file has no ``network_g`` section.
+    """
+    opt = yaml.safe_load(text) or {}
+    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
+        raise CheckpointError(f'{opt_path}: has no `network_g` section to describe {ckpt_path}')
+    return dict(opt['network_g']), opt.get('scale', scale)
+
+
 def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect_type=None):
     """Build the network a checkpoint describes and load its weights, for inference.
 
@@ -358,12 +370,8 @@ def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect
     if opt_path is None and arch is None:
         opt_path = find_option_file(path)
     if opt_path is not None:
-        with open(opt_path) as f:
-            opt = yaml.safe_load(f) or {}
-        if not isinstance(opt.get('network_g'), dict):
-            raise CheckpointError(f'{opt_path}: has no `network_g` section to describe {path}')
-        arch = dict(opt['network_g'])
-        scale = opt.get('scale', scale)
+        with open(opt_path, encoding='utf-8') as f:
+            arch, scale = arch_from_options(f.read(), opt_path, path, scale)
     if arch is None:
         raise CheckpointError(
             f'{_holds(path, arch, state, key)}; it does not say which network it is: pass the '
