@@ -10,6 +10,7 @@ Usage::
 """
 
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -17,21 +18,76 @@ import time
 from facesr_kd.archs.component_dictionary import dictionary_shapes, save_dictionary
 from facesr_kd.archs.vgg19 import save_random_vgg19
 from facesr_kd.face.components import template_boxes
-from facesr_kd.recipes import PRESETS, make_train_options, parsed_options
+from facesr_kd.recipes import PRESETS, latest_checkpoint, make_train_options, parsed_options
+from facesr_kd.utils.checkpoint import save_sr_checkpoint
 
 import torch
 from basicsr.models import build_model
-from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
 
-def _model(method, preset, work, vgg_file, dict_path, device, teacher_ckpt=None):
-    data = {'train': work, 'test': work}
-    opt = make_train_options(method, preset, work, data, vgg_file, dict_path, device)
+def random_assets(work, preset, vgg_file=None, seed=0):
+    """A random VGG19, a random dictionary and a random-weight teacher checkpoint for ``preset``'s sizes.
+
+    Args:
+        work (str): Folder to write them in.
+        preset (dict): Sizes: ``size``, ``num_feat``, ``num_atoms`` and optionally ``input_skip``.
+        vgg_file (str | None): An existing random VGG19 file to reuse.
+        seed (int): Seed of the dictionary and the teacher.
+
+    Returns:
+        dict: ``vgg``, ``dict`` and ``teacher`` file paths (the checkpoint has its ``arch``, so a student can
+        also be initialised from it).
+    """
+    from facesr_kd.archs.dfdnet_teacher_arch import DFDNetTeacher
+
+    os.makedirs(work, exist_ok=True)
+    size = preset['size']
+    vgg_file = vgg_file or save_random_vgg19(os.path.join(work, 'vgg19_random.pth'))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        atoms = {k: torch.randn(preset['num_atoms'], *s) for k, s in dictionary_shapes(size).items()}
+        dict_path = os.path.join(work, f'dict_{size}_k{preset["num_atoms"]}.pth')
+        save_dictionary(dict_path, atoms, size)
+        del atoms
+        arch = {
+            'type': 'DFDNetTeacher',
+            'out_size': size,
+            'num_feat': preset['num_feat'],
+            'num_atoms': preset['num_atoms'],
+            'input_skip': bool(preset.get('input_skip', False)),
+        }
+        teacher = DFDNetTeacher(**{k: v for k, v in arch.items() if k != 'type'}, dict_path=dict_path,
+                                vgg_weights=vgg_file)  # fmt: skip
+    teacher_ckpt = os.path.join(work, f'teacher_{size}.pth')
+    save_sr_checkpoint(teacher_ckpt, teacher, arch, scale=8)
+    return {'vgg': vgg_file, 'dict': dict_path, 'teacher': teacher_ckpt}
+
+
+def recipe_options(method, preset, work, assets, device, amp=None):
+    """The training options of ``method`` at ``preset``'s sizes, reading ``assets``, ready for ``build_model``.
+
+    Args:
+        amp (str | None): ``train: amp`` (``'bf16'``, ``'fp16'``) or None for fp32.
+    """
+    data = {'train': work, 'test': work}  # not read: the batches come from a synthetic DataLoader
+    opt = make_train_options(method, preset, work, data, assets['vgg'], assets['dict'], device)
+    opt['name'] = f'gpu_check_{re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")}'
+    if torch.device(device).type == 'cuda':
+        opt['num_gpu'] = 1  # BasicSR's parse_options resolves 'auto'; built in-process nobody does
+    if amp:
+        opt['train']['amp'] = amp
+    if 'network_t' in opt:
+        opt['path']['pretrain_network_t'] = assets['teacher']
+    if opt['path'].get('pretrain_network_g') == latest_checkpoint(work, 'Teacher'):
+        opt['path']['pretrain_network_g'] = assets['teacher']
+    return parsed_options(opt, work)
+
+
+def _model(method, preset, work, assets, device):
+    opt = recipe_options(method, preset, work, assets, device)
     opt['train']['ema_decay'] = 0.999
-    if teacher_ckpt is not None:
-        opt['path']['pretrain_network_t'] = teacher_ckpt
-    return build_model(parsed_options(opt, work))
+    return build_model(opt)
 
 
 def time_iterations(model, batch, iters, warmup, sync):
@@ -63,20 +119,7 @@ def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu'
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
     methods = methods or ['Student w/o KD', 'Student']
     with tempfile.TemporaryDirectory() as work:
-        vgg_file = save_random_vgg19(os.path.join(work, 'vgg19_random.pth'))
-        atoms = {k: torch.randn(preset['num_atoms'], *s) for k, s in dictionary_shapes(size).items()}
-        dict_path = os.path.join(work, 'dict.pth')
-        save_dictionary(dict_path, atoms, size)
-        teacher = ARCH_REGISTRY.get('DFDNetTeacher')(
-            out_size=size,
-            num_feat=preset['num_feat'],
-            num_atoms=preset['num_atoms'],
-            dict_path=dict_path,
-            vgg_weights=vgg_file,
-        )
-        teacher_ckpt = os.path.join(work, 'teacher.pth')
-        torch.save({'params': teacher.state_dict()}, teacher_ckpt)
-        del teacher
+        assets = random_assets(work, preset)
         batch = {
             'lq': torch.rand(batch_size, 3, size // 8, size // 8, device=device),
             'gt': torch.rand(batch_size, 3, size, size, device=device),
@@ -84,7 +127,7 @@ def benchmark(preset_name='paper', batch_size=4, iters=5, warmup=2, device='cpu'
         }
         results = {}
         for method in methods:
-            model = _model(method, preset, work, vgg_file, dict_path, device, teacher_ckpt)
+            model = _model(method, preset, work, assets, device)
             if hasattr(model, 'share_encoder'):
                 model.share_encoder = model.share_encoder and shared_encoder
             results[method] = time_iterations(model, batch, iters, warmup, sync)

@@ -46,13 +46,11 @@ import time
 import traceback
 import xml.etree.ElementTree as ET
 
-from facesr_kd.archs.component_dictionary import dictionary_shapes, save_dictionary
-from facesr_kd.archs.vgg19 import save_random_vgg19
 from facesr_kd.benchmarks import efficiency
+from facesr_kd.benchmarks.distill_iter import random_assets, recipe_options
 from facesr_kd.data.face_sr_dataset import downscale_like_prepare
 from facesr_kd.face.components import FFHQ_TEMPLATE_512, save_boxes_file, template_boxes
-from facesr_kd.recipes import METHODS, PRESETS, latest_checkpoint, make_train_options, parsed_options, write_yaml
-from facesr_kd.utils.checkpoint import save_sr_checkpoint
+from facesr_kd.recipes import METHODS, PRESETS, make_train_options, write_yaml
 from facesr_kd.utils.files import write_json, write_text
 
 import cv2
@@ -218,64 +216,6 @@ def preset_sizes(preset_name):
     preset = dict(PRESETS[preset_name])
     preset.setdefault('num_feat', 64)
     return preset
-
-
-def random_assets(work, preset, vgg_file=None, seed=0):
-    """A random VGG19, a random dictionary and a random-weight teacher checkpoint for ``preset``'s sizes.
-
-    Args:
-        work (str): Folder to write them in.
-        preset (dict): From :func:`preset_sizes`.
-        vgg_file (str | None): An existing random VGG19 file to reuse.
-        seed (int): Seed of the dictionary and the teacher.
-
-    Returns:
-        dict: ``vgg``, ``dict`` and ``teacher`` file paths (the checkpoint has its ``arch``, so a student can
-        also be initialised from it).
-    """
-    from facesr_kd.archs.dfdnet_teacher_arch import DFDNetTeacher
-
-    os.makedirs(work, exist_ok=True)
-    size = preset['size']
-    vgg_file = vgg_file or save_random_vgg19(os.path.join(work, 'vgg19_random.pth'))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        atoms = {k: torch.randn(preset['num_atoms'], *s) for k, s in dictionary_shapes(size).items()}
-        dict_path = os.path.join(work, f'dict_{size}_k{preset["num_atoms"]}.pth')
-        save_dictionary(dict_path, atoms, size)
-        del atoms
-        arch = {
-            'type': 'DFDNetTeacher',
-            'out_size': size,
-            'num_feat': preset['num_feat'],
-            'num_atoms': preset['num_atoms'],
-            'input_skip': bool(preset.get('input_skip', False)),
-        }
-        teacher = DFDNetTeacher(**{k: v for k, v in arch.items() if k != 'type'}, dict_path=dict_path,
-                                vgg_weights=vgg_file)  # fmt: skip
-    teacher_ckpt = os.path.join(work, f'teacher_{size}.pth')
-    save_sr_checkpoint(teacher_ckpt, teacher, arch, scale=8)
-    return {'vgg': vgg_file, 'dict': dict_path, 'teacher': teacher_ckpt}
-
-
-def recipe_options(method, preset, work, assets, device, amp=None):
-    """The training options of ``method`` at ``preset``'s sizes, reading ``assets``, ready for ``build_model``.
-
-    Args:
-        amp (str | None): ``train: amp`` (``'bf16'``, ``'fp16'``) or None for fp32.
-    """
-    data = {'train': work, 'test': work}  # not read: the batches come from a synthetic DataLoader
-    opt = make_train_options(method, preset, work, data, assets['vgg'], assets['dict'], device)
-    opt['name'] = f'gpu_check_{re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")}'
-    if torch.device(device).type == 'cuda':
-        opt['num_gpu'] = 1  # BasicSR's parse_options resolves 'auto'; built in-process nobody does
-    if amp:
-        opt['train']['amp'] = amp
-    if 'network_t' in opt:
-        opt['path']['pretrain_network_t'] = assets['teacher']
-    if opt['path'].get('pretrain_network_g') == latest_checkpoint(work, 'Teacher'):
-        opt['path']['pretrain_network_g'] = assets['teacher']
-    return parsed_options(opt, work)
 
 
 # ---------------------------------------------------------------------------------------------------------------
