@@ -56,7 +56,7 @@ PRESETS = {
         'lr': 1e-3,
         'gan_weight': 1e-4,
         'rcan': {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},
-        'srfbn': {'num_feat': 8, 'num_steps': 2, 'num_groups': 1},
+        'srfbn': {'num_feat': 8, 'num_steps': 2, 'num_groups': 1, 'init': 'kaiming'},
         'lite': {'num_feat': 16, 'num_block': 2, 'feat_channels': 8},
         'tiny': {'num_feat': 8, 'num_block': 1, 'feat_channels': 4},
         'methods': TABLE1_METHODS + ('Lite student w/o KD', 'Lite student'),
@@ -81,7 +81,7 @@ PRESETS = {
         'lr': 5e-4,
         'gan_weight': 1e-4,
         'rcan': {'num_feat': 32, 'num_group': 3, 'num_block': 4, 'squeeze_factor': 8},
-        'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3},
+        'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3, 'init': 'kaiming'},
         'lite': {'num_feat': 64, 'num_block': 8, 'feat_channels': 32},
         'tiny': {'num_feat': 32, 'num_block': 4, 'feat_channels': 16},
         'methods': TABLE1_METHODS + tuple(m for m in METHODS if m.startswith(('Lite', 'Tiny'))),
@@ -143,6 +143,11 @@ def describe_preset(name):
         )
     if 'lr' in preset:
         parts.append(f'LEVER: learning rate {preset["lr"]:g} (paper-scale files: 1e-4)')
+    if preset.get('srfbn', {}).get('init') == 'kaiming':
+        parts.append(
+            'LEVER: SRFBN starts from He-normal weights (official: PyTorch default, whose vanishing '
+            'features keep a short run at bicubic)'
+        )
     if 'gan_weight' in preset:
         parts.append(
             f'LEVER: adversarial feature-KD weight lambda_adv {preset["gan_weight"]:g} (paper: 1e-2, which collapses '

@@ -239,6 +239,26 @@ def test_srfbn_x8_steps_and_official_projection():
     assert official.block.num_groups == 6 and official.num_steps == 4 and official.upscale == 8
 
 
+def _srfbn_tail_features(net, x):
+    feat = net.feat_in(net.conv_in(x - net.mean))
+    return net.out(net.block(feat, feat))
+
+
+def test_srfbn_kaiming_init_keeps_features_alive_and_untrained_net_is_bicubic():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        default = _srfbn_tail_features(SRFBN(num_feat=16, num_steps=2, num_groups=3, upscale=8), x).std()
+        net = SRFBN(num_feat=16, num_steps=2, num_groups=3, upscale=8, input_skip=True, init='kaiming').eval()
+        kaiming = _srfbn_tail_features(net, x).std()
+        bicubic = torch.nn.functional.interpolate(x, scale_factor=8, mode='bicubic', align_corners=False)
+        assert torch.equal(net(x), bicubic)  # conv_out still starts at zero under the skip
+    assert kaiming > 10 * default
+    assert kaiming > 0.2 * x.std()
+    with pytest.raises(ValueError, match='init'):
+        SRFBN(init='xavier')
+
+
 @pytest.mark.parametrize('scale', [2, 3, 4])
 def test_srfbn_other_scales(scale):
     net = SRFBN(num_feat=8, num_steps=2, num_groups=2, upscale=scale).eval()
