@@ -355,7 +355,7 @@ class FaceSRRestorer:
         return not aligned or (self.needs_boxes and self.box_source == 'detect')
 
     # ----------------------------------------------------------------------------------------------------------
-    def enhance(self, img, aligned=False, only_center_face=False, paste_back=True, keep_rejected=False):
+    def enhance(self, img, aligned=False, only_center_face=False, paste_back=True, keep_rejected=False, faces=None):
         """Restore the faces of a photo, or one aligned face.
 
         Args:
@@ -367,6 +367,11 @@ class FaceSRRestorer:
             paste_back (bool): Build the upscaled photo with the restored faces pasted in.
             keep_rejected (bool): Also keep, in ``last_stats['detections']``, the detections that are not restored
                 (down to :data:`DEBUG_CONF_FLOOR`), with the reason; for the debug view.
+            faces (list[dict] | None): Whole photos: restore these faces instead of detecting them, each a dict
+                with ``landmarks5`` (5, 2) in photo pixels (other keys, such as ``box`` and ``score``, are kept in
+                ``last_stats['detections']``), e.g. a video's tracked, smoothed landmarks
+                (:mod:`facesr_kd.face.tracking`). They are used as given: ``only_center_face`` and ``keep_rejected``
+                do not filter them and the detector is not run.
 
         Returns:
             tuple: ``(cropped_faces, restored_faces, restored_img)``: lists of (lq, lq, 3) network inputs and of
@@ -398,7 +403,10 @@ class FaceSRRestorer:
         if paste_back:
             self.check_size(h, w)
         t0 = time.perf_counter()
-        if keep_rejected:
+        if faces is not None:
+            faces = [{**f, 'landmarks5': np.asarray(f['landmarks5'], np.float64).reshape(5, 2)} for f in faces]
+            rejected = []
+        elif keep_rejected:
             faces, rejected = self.detect(bgr, only_center_face, return_rejected=True)
         else:
             faces, rejected = self.detect(bgr, only_center_face), []

@@ -17,6 +17,11 @@ GFPGAN's ``inference_gfpgan.py``::
                                              ones green with '#<i> score' (their <name>_<i> files), rejected
                                              ones orange, dashed, with the reason (score, eye distance,
                                              not the centre face)
+    <output>/<name>.mp4                      videos (.mp4 .mov .mkv .avi .webm, or any file with --video):
+                                             every frame restored, faces tracked with smoothed landmarks,
+                                             same frame rate, frame count and audio (facesr_kd.video; needs
+                                             pip install "facesr_kd[video]"). An interrupted run resumes from
+                                             <output>/.<name>.frames/; a finished <name>.mp4 is not redone.
 
 Faces pasted into the photos keep the photo's colour (``--color-fix wavelet``, the default: their
 low-frequency band is the bicubic-upsampled input's, as CodeFormer's colour fix; ``meanstd``: Lab mean / std
@@ -55,10 +60,12 @@ from facesr_kd.inference import (
     build_bg_upsampler,
     check_outputs,
     list_inputs,
+    output_names,
     resolve_device,
     restore_paths,
 )
 from facesr_kd.utils.checkpoint import CheckpointError
+from facesr_kd.video import VIDEO_EXTS, check_video_output, ffmpeg_available, restore_videos, split_inputs
 
 import torch
 
@@ -76,7 +83,7 @@ def parse_args(argv=None):
         description='Face super-resolution of real photos with a facesr_kd checkpoint.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument('-i', '--input', required=True, help='Input image or folder')
+    parser.add_argument('-i', '--input', required=True, help='Input image, video or folder')
     parser.add_argument('-o', '--output', default='results', help='Output folder')
     parser.add_argument(
         '--model',
@@ -129,6 +136,13 @@ def parse_args(argv=None):
         action='store_true',
         help='Also write debug/<name>.png: every detection drawn, kept faces with their index, rejected ones '
         'with the reason (whole photos only)',
+    )
+    parser.add_argument(
+        '--video',
+        action='store_true',
+        help='Treat every input file as a video (videos are recognised by extension otherwise: '
+        + ' '.join('.' + e for e in VIDEO_EXTS)
+        + ')',
     )
     args = parser.parse_args(argv)
     if not math.isfinite(args.upscale) or args.upscale <= 0:
@@ -200,7 +214,9 @@ def run(args):
     """Restore every input of parsed arguments; return :func:`~facesr_kd.inference.restore_paths`'s summary.
 
     The inputs are listed and the outputs checked (:func:`~facesr_kd.inference.check_outputs`) before the
-    checkpoint and the detector are loaded, so a wrong ``-o`` or ``--before-after`` costs nothing.
+    checkpoint and the detector are loaded, so a wrong ``-o`` or ``--before-after`` costs nothing. Videos (by
+    extension, or every input with ``--video``) go to :func:`facesr_kd.video.restore_videos`; their results are
+    in the summary's ``videos`` (input -> its summary) and their failures in ``skipped`` with the photos'.
 
     Raises:
         SystemExit: The input, checkpoint, detector weights or outputs are missing or wrong, or the input holds
@@ -216,8 +232,17 @@ def run(args):
         listed = '; '.join(f'{os.path.basename(p)}: {r}' for p, r in list(skipped.items())[:5])
         more = f' (and {len(skipped) - 5} more)' if len(skipped) > 5 else ''
         raise SystemExit(f'error: nothing to restore in {args.input}: {len(skipped)} entries skipped: {listed}{more}')
+    images, videos = split_inputs(paths, force_video=args.video)
+    if videos and args.aligned:
+        raise SystemExit('error: --aligned takes aligned face crops; videos are restored as whole frames: leave it out')
+    missing_ffmpeg = ffmpeg_available() if videos else None
+    if missing_ffmpeg and not images:
+        raise SystemExit(f'error: {missing_ffmpeg}')
     try:
-        check_outputs(args.output, paths, args.aligned, args.before_after, args.draw_boxes)
+        if images:
+            check_outputs(args.output, images, args.aligned, args.before_after, args.draw_boxes)
+        if videos:
+            check_video_output(args.output)
     except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
     restorer = build_restorer(args)
@@ -227,6 +252,27 @@ def run(args):
         + (', channels-last' if restorer.channels_last else '')
         + (f'; component boxes: {args.box_source}' if restorer.needs_boxes else '')
     )
+    if not images:
+        for path, reason in skipped.items():
+            print(f'skip {path}: {reason}')
+        summary = {'faces': {}, 'skipped': dict(skipped), 'before_after_error': None}
+    else:
+        summary = _restore_images(args, restorer, images, skipped)
+    if videos and (args.before_after or args.draw_boxes):
+        print('note: --before-after and --draw-boxes are for photos; the videos get none')
+    found = restore_videos(
+        restorer, videos, args.output, args.only_center_face, args.suffix, progress=True, names=output_names(videos)
+    )
+    summary['videos'] = found['videos']
+    summary['skipped'].update(found['skipped'])
+    if videos:
+        done, bad = len(found['videos']), len(found['skipped'])
+        print(f'{done}/{len(videos)} videos restored, {bad} skipped. Results in {args.output}')
+    return summary
+
+
+def _restore_images(args, restorer, paths, skipped):
+    """:func:`~facesr_kd.inference.restore_paths` with the options of ``args``; its errors exit with their message."""
     try:
         return restore_paths(
             restorer,
@@ -259,7 +305,7 @@ def main(argv=None):
             print(err.code, file=sys.stderr)
             return 1
         raise
-    if not summary['faces']:
+    if not summary['faces'] and not summary.get('videos'):
         total = len(summary['skipped'])
         print(f'error: none of the {total} inputs could be restored (each is reported above)', file=sys.stderr)
         return 1
