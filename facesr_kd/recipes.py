@@ -18,6 +18,7 @@ METHODS = {
     'Student w/o KD': ('train_student_nokd_vggface2.yml', 'test_student_nokd_vggface2.yml', 'student'),
     'Student': ('distill_vggface2.yml', 'test_student_vggface2.yml', 'student'),
     'Student (KD+)': ('distill_plus_vggface2.yml', 'test_student_plus_vggface2.yml', 'student'),
+    'Student (hints)': ('distill_hint_vggface2.yml', 'test_student_hint_vggface2.yml', 'student'),
     'Lite student w/o KD': ('train_lite_student_nokd_vggface2.yml', 'test_lite_student_nokd_vggface2.yml', 'lite'),
     'Lite student': ('distill_lite_vggface2.yml', 'test_lite_student_vggface2.yml', 'lite'),
     'Tiny student w/o KD': ('train_tiny_student_nokd_vggface2.yml', 'test_tiny_student_nokd_vggface2.yml', 'tiny'),
@@ -36,7 +37,7 @@ PAPER_TABLE1 = {
 # The rows a preset runs, when it does not list its own (`methods`).
 TABLE1_METHODS = ('Teacher', 'Student w/o KD', 'Student', 'RCAN', 'SRFBN')
 # Table 1's row order.
-TABLE1_ORDER = ('RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student', 'Student (KD+)') + tuple(
+TABLE1_ORDER = ('RCAN', 'SRFBN', 'Teacher', 'Student w/o KD', 'Student', 'Student (KD+)', 'Student (hints)') + tuple(
     m for m in METHODS if m.startswith(('Lite', 'Tiny'))
 )
 # Preset keys that are levers for short runs, each stated beside the figures it affects (see describe_preset).
@@ -333,7 +334,7 @@ def make_train_options(method, preset, work_dir, data, vgg_file, dict_path, devi
         for key in ('optim_g', 'optim_d'):
             if key in opt['train']:
                 opt['train'][key]['lr'] = preset['lr']
-    if 'gan_weight' in preset and 'network_t' in opt:
+    if 'gan_weight' in preset and 'network_t' in opt and 'gan_opt' in opt['train']:
         opt['train']['gan_opt']['loss_weight'] = preset['gan_weight']
     if 'iters' in preset:
         iters = preset.get('teacher_iters', preset['iters']) if kind == 'teacher' else preset['iters']

@@ -75,6 +75,7 @@ def _from_teacher(path):
         ('delayed', _distill(gan_start_iters=1), set()),  # the adversarial term off in step 1, on in step 2
         ('norm_teacher_stats', _distill(feat_norm='teacher'), set()),
         ('direct', _distill(feat_match_weight=1e-2, output_weight=0.5), {'l_g_feat', 'l_g_out'}),
+        ('hints', _distill(hint_weight=1e-2), {'l_g_hint'}),
         ('region', _region, REGION_KEYS),
     ],
 )
@@ -122,6 +123,52 @@ def test_shipped_kd_plus_recipe_starts_from_the_teacher_and_gives_its_loss_keys(
         model.feed_data(batch)
         model.optimize_parameters(it)
         assert set(model.log_dict) == GAN_KEYS | {'l_g_feat', 'l_g_out'}
+
+
+def test_shipped_hints_recipe_has_no_discriminator_and_gives_its_loss_keys(
+    tmp_path,
+    random_vgg,  # noqa: F811
+    random_dictionary,  # noqa: F811
+    teacher_ckpt,
+    batch,  # noqa: F811
+):
+    model = build('Student (hints)', tmp_path, random_vgg, random_dictionary, teacher_ckpt)
+    assert model.net_d is None and len(model.optimizers) == 1
+    frozen_t = snapshot(model.net_t)
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        assert set(model.log_dict) == {'l_g_pix', 'l_g_percep', 'l_g_hint', 'l_g_feat', 'l_g_out'}
+        assert all(math.isfinite(v) for v in model.log_dict.values())
+    net_g = model.get_bare_model(model.net_g)
+    trainable = [(n, p) for n, p in net_g.named_parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None and p.grad.abs().sum() > 0 for _, p in trainable), [
+        n for n, p in trainable if p.grad is None or p.grad.abs().sum() == 0
+    ]
+    assert all(torch.equal(v, frozen_t[k]) for k, v in model.net_t.state_dict().items())
+    model.save(0, 2)
+    models = tmp_path / 'experiments' / model.opt['name'] / 'models'
+    assert (models / 'net_g_2.pth').exists() and not (models / 'net_d_2.pth').exists()
+
+
+def test_distillation_without_a_discriminator_needs_a_direct_term(
+    tmp_path,
+    random_vgg,  # noqa: F811
+    random_dictionary,  # noqa: F811
+):
+    from facesr_kd.models.dict_distill_model import DictDistillModel
+    from facesr_kd.recipes import make_train_options
+
+    data = {'train': str(tmp_path), 'test': str(tmp_path)}
+    opt = make_train_options('Student (hints)', SMOKE, str(tmp_path), data, random_vgg, random_dictionary, 'cpu')
+    DictDistillModel.check_train_options(opt)
+    opt['train']['distill'] = {'feat_norm': 'teacher'}
+    with pytest.raises(ValueError, match='none is set'):
+        DictDistillModel.check_train_options(opt)
+    opt['train']['distill'] = {'hint_weight': 1e-2}
+    opt['network_d_region'] = {'type': 'FeatureMapDiscriminator', 'in_channels': 8}
+    with pytest.raises(ValueError, match='needs `network_d`'):
+        DictDistillModel.check_train_options(opt)
 
 
 def test_teacher_initialised_student_is_the_teacher_with_its_dictionary_path_bypassed(
@@ -241,6 +288,50 @@ def test_option_check_refuses_a_bad_distill_block_before_any_work(tmp_path, rand
     with pytest.raises(OptionError, match=r'x.yml: `train`: `train.distill.feat_norm`'):
         check_options(opt, 'x.yml', check_paths=False)
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_decoder_hints_match_every_up_block_and_stay_off_outside_the_step(
+    tmp_path,
+    random_vgg,  # noqa: F811
+    random_dictionary,  # noqa: F811
+    teacher_ckpt,
+    batch,  # noqa: F811
+):
+    model = build('Student', tmp_path, random_vgg, random_dictionary, teacher_ckpt, edit=_distill(hint_weight=1.0))
+    model.feed_data(batch)
+    model.generator_forward()
+    hints_s, hints_t = model.hints['student'], model.hints['teacher']
+    assert len(hints_s) == len(hints_t) == 4  # one per SFT up-block, coarse to fine
+    assert [h.shape[-1] for h in hints_s] == [SIZE // 8, SIZE // 4, SIZE // 2, SIZE]
+    assert all(h.requires_grad for h in hints_s) and not any(h.requires_grad for h in hints_t)
+    # The loss is the per-level standardised MSE: zero when the student's hints are the teacher's.
+    assert model.hint_loss().item() > 0
+    model.hints['student'][:] = [h.detach().clone() for h in hints_t]
+    assert model.hint_loss().item() == pytest.approx(0.0, abs=1e-6)
+    # Validation and test passes do not collect hints.
+    model.hints['student'].clear()
+    model.net_g.eval()
+    with torch.no_grad():
+        model.net_g(batch['lq'])
+    assert model.hints['student'] == []
+
+
+def test_decoder_hints_refuse_a_student_without_a_dfdnet_decoder(
+    tmp_path,
+    random_vgg,  # noqa: F811
+    random_dictionary,  # noqa: F811
+    teacher_ckpt,
+):
+    with pytest.raises(ValueError, match='hint_weight'):
+        build(
+            'Tiny student',
+            tmp_path,
+            random_vgg,
+            random_dictionary,
+            teacher_ckpt,
+            edit=_distill(hint_weight=1e-2),
+            **SMOKE['tiny'],
+        )
 
 
 def test_lite_student_distils_through_the_adapter_with_exact_loss_keys(

@@ -18,6 +18,7 @@ DISTILL_DEFAULTS = {
     'gan_ramp_iters': 0,  # then lambda_adv grows linearly from 0 to its value over this many iterations
     'feat_match_weight': 0.0,  # weight of ||F_S - F_T||^2 (after feat_norm)
     'output_weight': 0.0,  # weight of ||SR_S - SR_T||^2
+    'hint_weight': 0.0,  # weight of the decoder hints: each up-block's output of S regressed on T's (standardised)
     'region_weight': 1.0,  # weight of the region discriminator's generator term (with `network_d_region`)
     'region_size': None,  # side of the component crops the region D sees; None: out_size / 8
 }
@@ -40,7 +41,14 @@ def check_distill_options(distill, where='train.distill'):
         raise ValueError(f'`{where}.feat_norm` is {out["feat_norm"]!r}; use one of {list(FEAT_NORMS)}.')
     if out['adapter'] not in ADAPTERS:
         raise ValueError(f'`{where}.adapter` is {out["adapter"]!r}; use one of {list(ADAPTERS)}.')
-    for key in ('gan_start_iters', 'gan_ramp_iters', 'feat_match_weight', 'output_weight', 'region_weight'):
+    for key in (
+        'gan_start_iters',
+        'gan_ramp_iters',
+        'feat_match_weight',
+        'output_weight',
+        'hint_weight',
+        'region_weight',
+    ):
         value = out[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f'`{where}.{key}` must be a number >= 0, got {value!r}.')
@@ -106,13 +114,28 @@ class DictDistillModel(FaceSRGANModel):
     second discriminator on F_T / F_S cropped at the batch's component boxes (``l_g_gan_region``,
     ``l_d_region_real``, ``l_d_region_fake``). A student initialised from the teacher is ``path:
     pretrain_network_g`` pointing at a teacher checkpoint (see ``FaceSRModel.load_network``).
+
+    Without ``network_d`` (and ``gan_opt``, ``optim_d``) there is no adversarial term and no discriminator step:
+    the student learns from the content losses and the direct terms only (``hint_weight``, ``feat_match_weight``,
+    ``output_weight``; at least one must be set), as ``options/distill_hint_vggface2.yml`` does.
     """
+
+    discriminator_optional = True
 
     @staticmethod
     def check_train_options(opt):
         """Validate this model's own training options (``train: distill:``, ``train: amp``) before any work starts."""
         FaceSRGANModel.check_train_options(opt)
-        check_distill_options((opt.get('train') or {}).get('distill'))
+        distill = check_distill_options((opt.get('train') or {}).get('distill'))
+        if opt.get('network_d') is None:
+            if opt.get('network_d_region') is not None:
+                raise ValueError('`network_d_region` is a second adversarial term: it needs `network_d` too.')
+            if not any(distill[k] > 0 for k in ('hint_weight', 'feat_match_weight', 'output_weight')):
+                raise ValueError(
+                    'DictDistillModel without `network_d` distils through its direct terms only, but none is set: '
+                    'give `train.distill` a `hint_weight`, `feat_match_weight` or `output_weight` > 0, or add '
+                    '`network_d`, `train.gan_opt` and `train.optim_d` for the adversarial term.'
+                )
         if opt.get('network_d_region') is not None and not any(
             'boxes_file' in ds or ds.get('box_source') for ds in (opt.get('datasets') or {}).values()
         ):
@@ -136,6 +159,10 @@ class DictDistillModel(FaceSRGANModel):
         else:
             self.adapter = nn.Identity()
         self.share_encoder = self._same_encoder(self.get_bare_model(self.net_g), self.net_t)
+        self.hints = {'on': False, 'student': [], 'teacher': []}  # filled by hooks during generator_forward only
+        if self.distill['hint_weight'] > 0:
+            self._register_hints(self.get_bare_model(self.net_g), 'student')
+            self._register_hints(self.net_t, 'teacher')
         self.net_d_region = None
         if self.opt.get('network_d_region') is not None:
             self.net_d_region = self.model_to_device(build_network(self.opt['network_d_region']))
@@ -162,6 +189,23 @@ class DictDistillModel(FaceSRGANModel):
         for p in net_t.parameters():
             p.requires_grad = False
         return net_t
+
+    def _register_hints(self, net, role):
+        """Keep the output of each decoder up-block of ``net`` in ``self.hints[role]`` while hints are on."""
+        ups = getattr(getattr(net, 'decoder', None), 'ups', None)
+        if ups is None:
+            raise ValueError(
+                f'`train.distill.hint_weight` needs a DFDNet decoder (`decoder.ups`) in the {role}, but '
+                f'{type(net).__name__} has none: set hint_weight to 0 for this network.'
+            )
+        hints = self.hints
+
+        def keep(module, args, output):
+            if hints['on']:
+                hints[role].append(output)
+
+        for block in ups:
+            block.register_forward_hook(keep)
 
     @staticmethod
     def _same_encoder(student, teacher):
@@ -192,6 +236,8 @@ class DictDistillModel(FaceSRGANModel):
             self.optimizer_g.add_param_group({'params': adapter_params})
 
     def discriminator_parameters(self):
+        if self.net_d is None:
+            return []
         params = list(self.net_d.parameters())
         if getattr(self, 'net_d_region', None) is not None:
             params += list(self.net_d_region.parameters())
@@ -204,11 +250,15 @@ class DictDistillModel(FaceSRGANModel):
         """
         # Teacher and student share the frozen VGG19: encode the batch once for both.
         shared = {}
+        self.hints['student'].clear()
+        self.hints['teacher'].clear()
+        self.hints['on'] = self.distill['hint_weight'] > 0
         with torch.no_grad():
             if self.share_encoder:
                 shared['feats'] = self.get_bare_model(self.net_g).encode(self.lq)
             self.output_t, feat_t = self.run_network(self.net_t, return_feat=True, **shared)
         output, feat_s = self.net_g(self.lq, return_feat=True, **shared)
+        self.hints['on'] = False
         feat_s = self.adapter(feat_s)
         norm = self.distill['feat_norm']
         if norm == 'teacher':
@@ -235,8 +285,9 @@ class DictDistillModel(FaceSRGANModel):
     def generator_losses(self, outputs, fake, real, loss_dict, current_iter):
         l_g_total = self.content_losses(outputs, loss_dict, prefix='l_g_')
         weight = self.gan_weight(current_iter)
-        loss_dict['l_g_gan'] = weight * self.cri_gan(self.net_d(fake).float(), True, is_disc=False)
-        l_g_total = l_g_total + loss_dict['l_g_gan']
+        if self.net_d is not None:
+            loss_dict['l_g_gan'] = weight * self.cri_gan(self.net_d(fake).float(), True, is_disc=False)
+            l_g_total = l_g_total + loss_dict['l_g_gan']
         if self.net_d_region is not None:
             pred = self.net_d_region(self._regions(fake)).float()
             loss_dict['l_g_gan_region'] = (
@@ -246,11 +297,36 @@ class DictDistillModel(FaceSRGANModel):
         if self.distill['feat_match_weight'] > 0:
             loss_dict['l_g_feat'] = self.distill['feat_match_weight'] * F.mse_loss(fake.float(), real.detach().float())
             l_g_total = l_g_total + loss_dict['l_g_feat']
+        if self.distill['hint_weight'] > 0:
+            loss_dict['l_g_hint'] = self.distill['hint_weight'] * self.hint_loss()
+            l_g_total = l_g_total + loss_dict['l_g_hint']
         if self.distill['output_weight'] > 0:
             l_out = F.mse_loss(outputs[-1].float(), self.output_t.float())
             loss_dict['l_g_out'] = self.distill['output_weight'] * l_out
             l_g_total = l_g_total + loss_dict['l_g_out']
         return l_g_total
+
+    def hint_loss(self):
+        """Mean over the decoder levels of ``||h_S - h_T||^2``, both standardised per channel with the teacher's
+        batch statistics (so every level weighs the same, whatever its scale)."""
+        hints_s, hints_t = self.hints['student'], self.hints['teacher']
+        if len(hints_s) != len(hints_t) or not hints_s:
+            raise RuntimeError(
+                f'decoder hints: the student gave {len(hints_s)} and the teacher {len(hints_t)} levels; '
+                'hints need two DFDNet decoders of the same depth.'
+            )
+        losses = []
+        for h_s, h_t in zip(hints_s, hints_t):
+            if h_s.shape != h_t.shape:
+                raise ValueError(
+                    f'decoder hints: student level {tuple(h_s.shape)} vs teacher {tuple(h_t.shape)}; hints need '
+                    'the same `num_feat` in student and teacher.'
+                )
+            stats = tuple(s.detach() for s in channel_stats(h_t.float()))
+            losses.append(
+                F.mse_loss(standardize_channels(h_s.float(), stats), standardize_channels(h_t.float(), stats))
+            )
+        return sum(losses) / len(losses)
 
     def discriminator_losses(self, fake, real, loss_dict):
         l_d_total = super().discriminator_losses(fake, real, loss_dict)
@@ -277,7 +353,8 @@ class DictDistillModel(FaceSRGANModel):
         if isinstance(self.get_bare_model(self.adapter), nn.Conv2d):
             nets, keys = nets + [self.adapter], keys + ['adapter']
         self.save_network(nets, 'net_g', current_iter, param_key=keys)
-        self.save_network(self.net_d, 'net_d', current_iter)
+        if self.net_d is not None:
+            self.save_network(self.net_d, 'net_d', current_iter)
         if self.net_d_region is not None:
             self.save_network(self.net_d_region, 'net_d_region', current_iter)
         if self.opt['train'].get('save_teacher', False):

@@ -44,9 +44,13 @@ class FaceSRModel(SRModel):
             raise ValueError(f'`train.amp` is {amp!r}; use one of {sorted(AMP_DTYPES)} or leave it out (fp32).')
 
     def init_training_settings(self):
+        self.init_amp()
+        super().init_training_settings()
+
+    def init_amp(self):
+        """The autocast dtype of ``train: amp`` and the fp16 gradient scaler (disabled otherwise)."""
         self.amp_dtype = AMP_DTYPES.get(self.opt['train'].get('amp'))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        super().init_training_settings()
 
     def autocast(self):
         """The training forward's precision context: autocast in ``train: amp``'s dtype, or nothing."""

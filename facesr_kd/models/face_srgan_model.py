@@ -2,6 +2,7 @@ from collections import OrderedDict
 
 from facesr_kd.models.face_sr_model import FaceSRModel
 
+from basicsr.models.sr_model import SRModel
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
@@ -22,7 +23,16 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
     discriminator sees by overriding :meth:`generator_forward` (``DictDistillModel``: decoder features).
     """
 
+    # Whether a subclass may run without ``network_d`` (no adversarial term, no discriminator step at all).
+    discriminator_optional = False
+
     def init_training_settings(self):
+        if self.discriminator_optional and self.opt.get('network_d') is None:
+            self.net_d = None
+            self.net_d_iters, self.net_d_init_iters = 1, 0
+            self.init_amp()
+            SRModel.init_training_settings(self)  # EMA, pixel and perceptual losses, optimizer of net_g, schedulers
+            return
         missing = [key for key in ('network_d', 'train:gan_opt', 'train:optim_d') if not _has(self.opt, key)]
         if missing:
             raise ValueError(
@@ -34,6 +44,8 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
 
     def setup_optimizers(self):
         super().setup_optimizers()  # FaceSRModel's: net_g's trainable parameters only
+        if self.net_d is None:
+            return
         optim_d = dict(self.opt['train']['optim_d'])
         self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.discriminator_parameters(), **optim_d)
         self.optimizers.append(self.optimizer_d)
@@ -74,6 +86,8 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
         return list(self.net_d.parameters())
 
     def optimize_parameters(self, current_iter):
+        if self.net_d is None:
+            return self.optimize_generator_only(current_iter)
         d_params = self.discriminator_parameters()
         for p in d_params:
             p.requires_grad = False
@@ -94,11 +108,25 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
         with self.autocast():
             l_d = self.discriminator_losses(fake, real, loss_dict)
         self.backward_step(l_d, self.optimizer_d)
-        self.scaler.update()
+        self.finish_step(loss_dict)
 
+    def finish_step(self, loss_dict):
+        """After the optimizer steps: the fp16 scaler, the logged losses and the EMA."""
+        self.scaler.update()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def optimize_generator_only(self, current_iter):
+        """The step without a discriminator (``discriminator_optional`` subclasses with no ``network_d``)."""
+        self.optimizer_g.zero_grad()
+        loss_dict = OrderedDict()
+        with self.autocast():
+            outputs, fake, real = self.generator_forward()
+            l_g = self.generator_losses(outputs, fake, real, loss_dict, current_iter)
+        self.output = outputs[-1].float()
+        self.backward_step(l_g, self.optimizer_g)
+        self.finish_step(loss_dict)
 
 
 def _has(opt, key):
