@@ -85,7 +85,7 @@ PRESETS = {
         'srfbn': {'num_feat': 32, 'num_steps': 4, 'num_groups': 3, 'init': 'kaiming'},
         'lite': {'num_feat': 64, 'num_block': 8, 'feat_channels': 32},
         'tiny': {'num_feat': 32, 'num_block': 4, 'feat_channels': 16},
-        'methods': TABLE1_METHODS + tuple(m for m in METHODS if m.startswith(('Lite', 'Tiny'))),
+        'methods': TABLE1_METHODS + ('Student (hints)',) + tuple(m for m in METHODS if m.startswith(('Lite', 'Tiny'))),
         'train_range': '100:',
         'test_range': '0:100',
         'demo_train': 48,
