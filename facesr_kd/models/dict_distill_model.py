@@ -236,9 +236,7 @@ class DictDistillModel(FaceSRGANModel):
             self.optimizer_g.add_param_group({'params': adapter_params})
 
     def discriminator_parameters(self):
-        if self.net_d is None:
-            return []
-        params = list(self.net_d.parameters())
+        params = super().discriminator_parameters()
         if getattr(self, 'net_d_region', None) is not None:
             params += list(self.net_d_region.parameters())
         return params

@@ -83,11 +83,9 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
 
     def discriminator_parameters(self):
         """Every parameter the discriminator step optimises (frozen during the generator step)."""
-        return list(self.net_d.parameters())
+        return [] if self.net_d is None else list(self.net_d.parameters())
 
     def optimize_parameters(self, current_iter):
-        if self.net_d is None:
-            return self.optimize_generator_only(current_iter)
         d_params = self.discriminator_parameters()
         for p in d_params:
             p.requires_grad = False
@@ -102,31 +100,18 @@ class FaceSRGANModel(FaceSRModel, SRGANModel):
         if step_g:
             self.backward_step(l_g, self.optimizer_g)
 
-        for p in d_params:
-            p.requires_grad = True
-        self.optimizer_d.zero_grad()
-        with self.autocast():
-            l_d = self.discriminator_losses(fake, real, loss_dict)
-        self.backward_step(l_d, self.optimizer_d)
-        self.finish_step(loss_dict)
-
-    def finish_step(self, loss_dict):
-        """After the optimizer steps: the fp16 scaler, the logged losses and the EMA."""
+        if self.net_d is not None:  # no discriminator step in a `discriminator_optional` model without one
+            for p in d_params:
+                p.requires_grad = True
+            self.optimizer_d.zero_grad()
+            with self.autocast():
+                l_d = self.discriminator_losses(fake, real, loss_dict)
+            self.backward_step(l_d, self.optimizer_d)
         self.scaler.update()
+
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
-
-    def optimize_generator_only(self, current_iter):
-        """The step without a discriminator (``discriminator_optional`` subclasses with no ``network_d``)."""
-        self.optimizer_g.zero_grad()
-        loss_dict = OrderedDict()
-        with self.autocast():
-            outputs, fake, real = self.generator_forward()
-            l_g = self.generator_losses(outputs, fake, real, loss_dict, current_iter)
-        self.output = outputs[-1].float()
-        self.backward_step(l_g, self.optimizer_g)
-        self.finish_step(loss_dict)
 
 
 def _has(opt, key):
