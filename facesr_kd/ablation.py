@@ -95,6 +95,14 @@ VARIANTS = {
         'feature matching and output distillation, no adversarial term, random init',
         0.0,
     ),
+    'out': (
+        'Student',
+        'random',
+        {'output_weight': 1.0},
+        False,
+        'output distillation only (||SR_S - SR_T||^2 beside the pixel and perceptual losses), no adversarial term',
+        0.0,
+    ),
     'fm_hi': (
         'Student',
         'random',

@@ -75,6 +75,7 @@ def _from_teacher(path):
         ('delayed', _distill(gan_start_iters=1), set()),  # the adversarial term off in step 1, on in step 2
         ('norm_teacher_stats', _distill(feat_norm='teacher'), set()),
         ('direct', _distill(feat_match_weight=1e-2, output_weight=0.5), {'l_g_feat', 'l_g_out'}),
+        ('output', _distill(output_weight=1.0), {'l_g_out'}),
         ('hints', _distill(hint_weight=1e-2), {'l_g_hint'}),
         ('region', _region, REGION_KEYS),
     ],
@@ -334,24 +335,57 @@ def test_decoder_hints_refuse_a_student_without_a_dfdnet_decoder(
         )
 
 
-def test_lite_student_distils_through_the_adapter_with_exact_loss_keys(
+@pytest.mark.parametrize('method', ['Lite student', 'Tiny student'])
+def test_lite_recipes_distil_the_output_without_discriminator_or_adapter(
+    method,
     tmp_path,
     random_vgg,  # noqa: F811
     random_dictionary,  # noqa: F811
     teacher_ckpt,
     batch,  # noqa: F811
 ):
-    # The tiny smoke widths give a 4-channel F_S against the teacher's 8: the 1x1 adapter maps it.
-    model = build('Tiny student', tmp_path, random_vgg, random_dictionary, teacher_ckpt, **SMOKE['tiny'])
+    widths = SMOKE['lite'] if method.startswith('Lite') else SMOKE['tiny']
+    model = build(method, tmp_path, random_vgg, random_dictionary, teacher_ckpt, **widths)
+    assert model.net_d is None and isinstance(model.adapter, nn.Identity)
+    before_t = snapshot(model.net_t)
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        assert set(model.log_dict) == {'l_g_pix', 'l_g_percep', 'l_g_out'}
+        assert model.log_dict['l_g_out'] > 0
+    net_g = model.get_bare_model(model.net_g)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net_g.parameters())
+    assert all(torch.equal(before_t[k], v) for k, v in snapshot(model.net_t).items())
+    model.save(0, 2)
+    models = tmp_path / 'experiments' / model.opt['name'] / 'models'
+    assert {p.name for p in models.iterdir()} == {'net_g_2.pth'}
+    assert 'adapter' not in torch.load(models / 'net_g_2.pth', weights_only=True)
+
+
+def test_lite_student_feature_matching_goes_through_the_adapter(
+    tmp_path,
+    random_vgg,  # noqa: F811
+    random_dictionary,  # noqa: F811
+    teacher_ckpt,
+    batch,  # noqa: F811
+):
+    # The tiny smoke widths give a 4-channel F_S against the teacher's 8: a feature term needs the 1x1 adapter.
+    model = build(
+        'Tiny student', tmp_path, random_vgg, random_dictionary, teacher_ckpt,
+        edit=_distill(feat_match_weight=1e-2), **SMOKE['tiny'],
+    )  # fmt: skip
     assert isinstance(model.adapter, nn.Conv2d) and model.adapter.in_channels == SMOKE['tiny']['feat_channels']
     assert not model.share_encoder
     for it in (1, 2):
         model.feed_data(batch)
         model.optimize_parameters(it)
-        assert set(model.log_dict) == GAN_KEYS
+        assert set(model.log_dict) == {'l_g_pix', 'l_g_percep', 'l_g_feat', 'l_g_out'}
     net_g = model.get_bare_model(model.net_g)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net_g.parameters())
-    assert model.adapter.weight.grad is not None
+    assert model.adapter.weight.grad is not None and model.adapter.weight.grad.abs().sum() > 0
+    model.save(0, 2)
+    saved = torch.load(tmp_path / 'experiments' / model.opt['name'] / 'models' / 'net_g_2.pth', weights_only=True)
+    assert set(saved['adapter']) == {'weight', 'bias'}
 
 
 def test_bicubic_rows_match_a_direct_computation(tmp_path, batch):  # noqa: F811
@@ -401,3 +435,13 @@ def test_ablation_summary_compares_each_variant_with_its_matched_control(tmp_pat
     assert paper_line.rstrip(' |').endswith('no')
     assert set(VARIANTS) >= {'nokd', 'paper', 'nokd_t', 'paper_t', 'norm_t', 'fm_t', 'region_t', 'plus_t'}
     assert PRESETS['ablation']['input_skip']
+
+
+def test_strong_teacher_ablation_preset_differs_only_in_the_teachers_iterations():
+    from facesr_kd.recipes import describe_preset
+
+    strong, base = PRESETS['ablation_strong'], PRESETS['ablation']
+    assert {k for k in strong.keys() | base.keys() if strong.get(k) != base.get(k)} == {'teacher_iters'}
+    assert strong['teacher_iters'] == 4 * base['teacher_iters']
+    assert '2400 teacher / 200 other iterations' in describe_preset('ablation_strong')
+    assert VARIANTS['out'][2] == {'output_weight': 1.0} and VARIANTS['out'][-1] == 0.0

@@ -101,10 +101,10 @@ class DictDistillModel(FaceSRGANModel):
 
     The teacher ``net_t`` comes from ``path: pretrain_network_t``; it stays in eval mode, gets no gradients,
     is in no optimizer, is not wrapped in DDP and is saved only with ``train: save_teacher: true``. It gets the
-    component boxes of the batch, the student only the image. A student narrower than the teacher gets a 1x1
-    ``adapter`` (trained with the student, saved in the ``net_g`` checkpoint under ``adapter``) that maps F_S
-    to the teacher's channels. When both use the same frozen encoder weights (the usual case: the same ImageNet
-    VGG19), the batch is encoded once for both.
+    component boxes of the batch, the student only the image. When a feature term reads F_S (``network_d``,
+    feature matching), a student narrower than the teacher gets a 1x1 ``adapter`` (trained with the student,
+    saved in the ``net_g`` checkpoint under ``adapter``) that maps F_S to the teacher's channels. When both use
+    the same frozen encoder weights (the usual case: the same ImageNet VGG19), the batch is encoded once for both.
 
     Variants beyond the paper, all off by default (``train: distill:``, see :data:`DISTILL_DEFAULTS`):
     ``feat_norm`` standardises F_T and F_S per channel before D (``teacher``: both with F_T's batch statistics;
@@ -146,7 +146,9 @@ class DictDistillModel(FaceSRGANModel):
         self.net_t = self._build_teacher()
         channels_s = self.get_bare_model(self.net_g).feat_channels
         channels_t = self.net_t.feat_channels
-        if self.distill['adapter'] == 'identity' or channels_s != channels_t:
+        # Only the feature terms (D, region D, feature matching) read F_S: an output-only recipe needs no adapter.
+        uses_features = self.opt.get('network_d') is not None or self.distill['feat_match_weight'] > 0
+        if uses_features and (self.distill['adapter'] == 'identity' or channels_s != channels_t):
             self.adapter = nn.Conv2d(channels_s, channels_t, 1)
             if self.distill['adapter'] == 'identity':
                 with torch.no_grad():
