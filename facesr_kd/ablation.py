@@ -100,7 +100,7 @@ VARIANTS = {
         'random',
         {'output_weight': 1.0},
         False,
-        'output distillation only (||SR_S - SR_T||^2 beside the pixel and perceptual losses), no adversarial term',
+        'output distillation only (‖SR_S − SR_T‖² beside the pixel and perceptual losses), no adversarial term',
         0.0,
     ),
     'fm_hi': (
