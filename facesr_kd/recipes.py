@@ -113,8 +113,6 @@ PRESETS = {
         'demo_test': 8,
         'figure_faces': 4,
     },
-    # The same ablation with a teacher trained 4x longer: a bigger lead for the students to distil.
-    'ablation_strong': {},
     'paper': {
         'size': 256,
         'num_atoms': 512,
@@ -127,6 +125,7 @@ PRESETS = {
     },
 }
 
+# The distillation ablation with a teacher trained 4x longer: a bigger lead for the students to distil.
 PRESETS['ablation_strong'] = {**PRESETS['ablation'], 'teacher_iters': 2400}
 
 

@@ -11,7 +11,7 @@ from facesr_kd.ablation import VARIANTS, summarize, write_ablation_table
 from facesr_kd.archs.component_dictionary import feature_boxes
 from facesr_kd.archs.dfdnet_student_arch import DFDNetStudent
 from facesr_kd.models.dict_distill_model import check_distill_options, component_crops
-from facesr_kd.recipes import PRESETS
+from facesr_kd.recipes import METHODS, PRESETS
 from facesr_kd.utils.checkpoint import save_sr_checkpoint
 from facesr_kd.utils.options import OptionError, check_options
 
@@ -344,7 +344,7 @@ def test_lite_recipes_distil_the_output_without_discriminator_or_adapter(
     teacher_ckpt,
     batch,  # noqa: F811
 ):
-    widths = SMOKE['lite'] if method.startswith('Lite') else SMOKE['tiny']
+    widths = SMOKE[METHODS[method][2]]  # the row's kind: 'lite' or 'tiny'
     model = build(method, tmp_path, random_vgg, random_dictionary, teacher_ckpt, **widths)
     assert model.net_d is None and isinstance(model.adapter, nn.Identity)
     before_t = snapshot(model.net_t)
