@@ -126,20 +126,30 @@ def test_shipped_kd_plus_recipe_starts_from_the_teacher_and_gives_its_loss_keys(
         assert set(model.log_dict) == GAN_KEYS | {'l_g_feat', 'l_g_out'}
 
 
-def test_shipped_hints_recipe_has_no_discriminator_and_gives_its_loss_keys(
+@pytest.mark.parametrize(
+    'method, keys',
+    [
+        ('Student (hints)', {'l_g_pix', 'l_g_percep', 'l_g_hint', 'l_g_feat', 'l_g_out'}),
+        ('Student (output KD)', {'l_g_pix', 'l_g_percep', 'l_g_out'}),
+    ],
+)
+def test_shipped_recipes_without_a_discriminator_give_their_loss_keys(
+    method,
+    keys,
     tmp_path,
     random_vgg,  # noqa: F811
     random_dictionary,  # noqa: F811
     teacher_ckpt,
     batch,  # noqa: F811
 ):
-    model = build('Student (hints)', tmp_path, random_vgg, random_dictionary, teacher_ckpt)
+    model = build(method, tmp_path, random_vgg, random_dictionary, teacher_ckpt)
     assert model.net_d is None and len(model.optimizers) == 1
+    assert not list(model.adapter.parameters())  # equal widths: F_S is compared as it is
     frozen_t = snapshot(model.net_t)
     for it in (1, 2):
         model.feed_data(batch)
         model.optimize_parameters(it)
-        assert set(model.log_dict) == {'l_g_pix', 'l_g_percep', 'l_g_hint', 'l_g_feat', 'l_g_out'}
+        assert set(model.log_dict) == keys
         assert all(math.isfinite(v) for v in model.log_dict.values())
     net_g = model.get_bare_model(model.net_g)
     trainable = [(n, p) for n, p in net_g.named_parameters() if p.requires_grad]
@@ -445,3 +455,34 @@ def test_strong_teacher_ablation_preset_differs_only_in_the_teachers_iterations(
     assert strong['teacher_iters'] == 4 * base['teacher_iters']
     assert '2400 teacher / 200 other iterations' in describe_preset('ablation_strong')
     assert VARIANTS['out'][2] == {'output_weight': 1.0} and VARIANTS['out'][-1] == 0.0
+
+
+def test_long_ablation_preset_trains_the_students_as_long_as_the_teacher():
+    from facesr_kd.recipes import describe_preset
+
+    long, strong = PRESETS['ablation_long'], PRESETS['ablation_strong']
+    assert {k for k in long.keys() | strong.keys() if long.get(k) != strong.get(k)} == {'iters'}
+    assert long['iters'] == long['teacher_iters'] == 2400
+    assert '2400 teacher / 2400 other iterations' in describe_preset('ablation_long')
+
+
+@pytest.mark.parametrize(
+    'variant, init, weight', [('out_hi', 'random', 4.0), ('out_t', 'teacher', 1.0), ('out_hi_t', 'teacher', 4.0)]
+)
+def test_output_distillation_variants_set_their_weight_and_initialisation(variant, init, weight, tmp_path):
+    from facesr_kd.ablation import variant_options
+
+    data = {'train': str(tmp_path / 'train'), 'test': str(tmp_path / 'test')}
+    train, test = variant_options(
+        variant, 1, PRESETS['ablation'], str(tmp_path), data, 'vgg.pth', 'dict.pth', 'cpu', lpips_random=True
+    )
+    assert VARIANTS[variant][1] == init
+    assert train['manual_seed'] == 1 and train['name'] == f'ablation_{variant}_seed1'
+    assert train['train']['distill']['output_weight'] == weight
+    assert train['train']['gan_opt']['loss_weight'] == 0.0
+    teacher_init = train['path']['pretrain_network_g']
+    if init == 'teacher':
+        assert teacher_init == str(tmp_path / 'experiments' / 'train_teacher_vggface2' / 'models' / 'net_g_latest.pth')
+    else:
+        assert teacher_init is None
+    assert test['path']['pretrain_network_g'].endswith(f'ablation_{variant}_seed1/models/net_g_latest.pth')

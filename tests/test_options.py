@@ -34,7 +34,7 @@ def test_the_shipped_recipes_are_all_here():
     names = {p.relative_to(REPO_ROOT / 'options').as_posix() for p in OPTION_FILES}
     expected = {train for train, _, _ in METHODS.values()} | {f'test/{test}' for _, test, _ in METHODS.values()}
     assert names == expected | {'train_teacher_gan_vggface2.yml'}
-    assert len(METHODS) == 11 and sum(n.startswith('test/') for n in names) == 11
+    assert len(METHODS) == 12 and sum(n.startswith('test/') for n in names) == 12
 
 
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.relative_to(REPO_ROOT / 'options').as_posix())
