@@ -176,9 +176,17 @@ def shipped_option_files():
     return sorted(found)
 
 
+def shipped_meta_files():
+    """The file lists the shipped option files read (``meta/*.txt``: the zoo's train and test splits)."""
+    root = os.path.join(options_dir(), 'meta')
+    if not os.path.isdir(root):
+        return []
+    return sorted(os.path.join('meta', f) for f in os.listdir(root) if f.endswith('.txt'))
+
+
 def copy_options(dest, overwrite=False):
-    """Copy the shipped option files into ``dest/`` (keeping ``test/``), so that ``-opt options/<file>.yml``
-    works from there with a pip-installed package.
+    """Copy the shipped option files and the ``meta/`` lists they read into ``dest/`` (keeping ``test/``), so
+    that ``-opt options/<file>.yml`` works from there with a pip-installed package.
 
     Args:
         dest (str): Target folder (created).
@@ -188,7 +196,7 @@ def copy_options(dest, overwrite=False):
         tuple[list[str], list[str]]: The files written and the ones kept because they differ, relative to ``dest``.
     """
     written, kept = [], []
-    for rel in shipped_option_files():
+    for rel in shipped_option_files() + shipped_meta_files():
         src, dst = os.path.join(options_dir(), rel), os.path.join(dest, rel)
         with open(src, encoding='utf-8') as f:
             text = f.read()

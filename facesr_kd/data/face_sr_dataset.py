@@ -3,6 +3,7 @@
 import os.path as osp
 import random
 
+from facesr_kd.data.degradations import RealisticDownscale, jpeg, quantise
 from facesr_kd.face.components import flip_boxes, load_boxes_file, template_boxes
 from facesr_kd.face.image_io import IMAGE_EXTENSIONS
 
@@ -24,8 +25,7 @@ def downscale_like_prepare(img_gt, scale):
     Returns:
         ndarray: (H/scale, W/scale, 3) float32 in [0, 1], multiples of 1/255.
     """
-    img_lq = imresize(img_gt, 1 / scale)
-    return (np.clip(np.rint(img_lq * 255.0), 0, 255) / 255.0).astype(np.float32)
+    return quantise(imresize(img_gt, 1 / scale))
 
 
 @DATASET_REGISTRY.register()
@@ -51,6 +51,11 @@ class FaceSRDataset(data.Dataset):
         gt_size (int): HR side, 256 by default.
         use_hflip (bool): Random horizontal flip in the train phase (boxes mirrored, eyes swapped).
         phase (str): ``train`` augments; anything else does not.
+        degradation (dict | bool, optional): train phase, LR made on the fly: draw a realistic chain per face
+            (resizing kernel, blur, noise, JPEG; ``facesr_kd.data.degradations``); ``true`` for the defaults,
+            a dict to override them. Ignored outside the train phase.
+        lq_jpeg_quality (int, optional): LR made on the fly, then JPEG-compressed at this quality (1–100): the
+            fixed JPEG benchmark.
 
     Each item: ``lq`` (3, gt_size/scale, gt_size/scale) and ``gt`` (3, gt_size, gt_size) RGB float tensors in
     [0, 1], ``boxes`` (4, 4) float32 ``[x1, y1, x2, y2]`` in ``gt`` pixels (components order, left = image
@@ -58,7 +63,7 @@ class FaceSRDataset(data.Dataset):
     ``landmarks5`` or ``template``).
     """
 
-    OPTION_KEYS = ('boxes_file', 'box_source')
+    OPTION_KEYS = ('boxes_file', 'box_source', 'degradation', 'lq_jpeg_quality')
 
     def __init__(self, opt):
         super().__init__()
@@ -73,6 +78,7 @@ class FaceSRDataset(data.Dataset):
         self.use_hflip = bool(opt.get('use_hflip', False)) and opt.get('phase') == 'train'
         self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
         self.file_client = None
+        self._init_degradation(opt)
 
         backend = self.io_backend_opt.get('type', 'disk')
         if backend == 'lmdb':
@@ -91,6 +97,34 @@ class FaceSRDataset(data.Dataset):
             raise ValueError(f'FaceSRDataset: no HR faces found in {self.gt_folder}')
         self.backend = backend
         self._init_boxes(opt)
+
+    def _init_degradation(self, opt):
+        degradation, quality = opt.get('degradation'), opt.get('lq_jpeg_quality')
+        if (degradation or quality is not None) and self.lq_folder:
+            raise ValueError(
+                'FaceSRDataset: degradation and lq_jpeg_quality make the LR faces on the fly; '
+                f'drop dataroot_lq ({self.lq_folder}) or those options'
+            )
+        if degradation not in (None, False, True) and not isinstance(degradation, dict):
+            raise ValueError(f'FaceSRDataset: degradation must be true or a dict of options, got {degradation!r}')
+        use = bool(degradation) and opt.get('phase') == 'train'
+        self.degrade = RealisticDownscale(degradation if isinstance(degradation, dict) else None) if use else None
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100
+        ):
+            raise ValueError(f'FaceSRDataset: lq_jpeg_quality must be an integer in 1..100, got {quality!r}')
+        self.lq_jpeg_quality = quality
+
+    def make_lq(self, img_gt):
+        """The LR face of ``img_gt`` when none is on disk: MATLAB bicubic, or a drawn degradation chain in
+        training with ``degradation``, then JPEG at ``lq_jpeg_quality`` when given."""
+        if self.degrade is not None:
+            img_lq = self.degrade(img_gt, self.lq_size)
+        else:
+            img_lq = downscale_like_prepare(img_gt, self.scale)
+        if self.lq_jpeg_quality is not None:
+            img_lq = jpeg(img_lq, self.lq_jpeg_quality)
+        return img_lq
 
     @staticmethod
     def _read_meta(path):
@@ -169,7 +203,7 @@ class FaceSRDataset(data.Dataset):
         if self.lq_folder:
             img_lq, lq_path = self._read(rel, self.lq_folder, 'lq', self.lq_size)
         else:
-            img_lq, lq_path = downscale_like_prepare(img_gt, self.scale), gt_path
+            img_lq, lq_path = self.make_lq(img_gt), gt_path
         boxes = np.array(self.boxes[index], dtype=np.float32)
         if self.use_hflip and random.random() < 0.5:
             img_gt, img_lq = img_gt[:, ::-1].copy(), img_lq[:, ::-1].copy()
