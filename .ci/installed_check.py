@@ -28,6 +28,8 @@ SCRIPTS = [
     'facesr-kd-options',
     'facesr-kd-gpu-check',
     'facesr-kd-publish',
+    'facesr-kd-models',
+    'facesr-kd-benchmark-photos',
 ]
 APIS = {
     'facesr_kd.data.prepare': ['prepare_faces', 'load_records', 'check_options', 'run_errors', 'PreparationError'],
@@ -87,7 +89,30 @@ def main():
             text = f.read()
         if 'Bicubic' not in text or 'Student w/o KD' not in text:
             sys.exit(f'error: {table} lacks the bicubic or the trained row:\n{text}')
+        restore_with_the_zoo(checkout, work)
     print('installed package: OK')
+
+
+def restore_with_the_zoo(checkout, work):
+    """``facesr-kd-infer`` with no --model on a staged photo, from ``work`` (outside the checkout): the zoo loads from
+    the installed wheel. Skipped, with a printed line, while the zoo ships no model."""
+    from facesr_kd.zoo import PACKAGE_ZOO, list_models
+
+    models = list_models(PACKAGE_ZOO)
+    if not models:
+        print(f'skip: the installed zoo ({PACKAGE_ZOO}) has no model; facesr-kd-infer without --model not run')
+        return
+    data = os.path.join(checkout, '..', 'shared', 'data')
+    photo = os.path.join(data, 'faces', 'whole', 'gfpgan_00.jpg')
+    weights = os.path.join(data, 'weights', 'facexlib')
+    if not os.path.isfile(photo):
+        sys.exit(f'error: {photo} is missing: the staged photos are needed for the zoo check')
+    out = os.path.join(work, 'zoo_out')
+    run(['facesr-kd-infer', '-i', photo, '-o', out, '--det-model', 'retinaface_mobile0.25', '--model-root', weights,
+         '--offline', '--device', 'cpu'], cwd=work)  # fmt: skip
+    if not os.listdir(os.path.join(out, 'restored_imgs')):
+        sys.exit(f'error: facesr-kd-infer with the zoo ({[m.name for m in models]}) wrote no photo in {out}')
+    print(f'zoo ({", ".join(m.name for m in models)}): a staged photo restored with no --model')
 
 
 if __name__ == '__main__':

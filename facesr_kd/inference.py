@@ -8,7 +8,11 @@ Pipeline for a whole photo:
 
 1. facexlib RetinaFace finds faces and their five landmarks (:mod:`facesr_kd.face.detection`; its weights come
    from a local folder, facexlib's parsing model is never loaded).
-2. Each face is aligned to the FFHQ five-point template at the model's *output* size (256) with an
+2. Each face goes to the model its size calls for (:func:`choose_model`: with the zoo, the smallest LR input at
+   least the face's native side, else the largest; a face over the largest input times ``keep_larger`` is
+   kept: upscaled with the photo, never shrunk). ``LiteFaceStudent`` faces (the zoo's) are cropped straight
+   out of the photo at the model's input side, one antialiased resampling (:func:`crop_face`). The other archs'
+   faces are aligned to the FFHQ five-point template at the model's *output* size (256) with an
    anti-aliased warp, then shrunk to the model's input size (32) with MATLAB-style bicubic
    (``basicsr.utils.matlab_functions.imresize``). That is how the training pairs were made (aligned 256 crop,
    MATLAB bicubic x1/8), so the network sees inputs distributed like its training LR; a bilinear warp
@@ -57,6 +61,7 @@ from facesr_kd.face.components import boxes_from_landmarks5, template_boxes
 from facesr_kd.face.image_io import WRITABLE_EXTS, ImageReadError, output_extension, read_image, write_image
 from facesr_kd.utils.checkpoint import load_sr_network
 from facesr_kd.utils.files import check_writable
+from facesr_kd.zoo import describe_zoo, list_models, resolve_model, zoo_root
 
 import cv2
 import numpy as np
@@ -91,6 +96,129 @@ GRAY_ALPHA_16_NOTE = (
 # Outputs are the same to 2.4e-7. Other archs (teacher, RCAN, SRFBN) and CUDA were not measured and keep the
 # contiguous format. ``DFDNetTeacher`` subclasses ``DFDNetStudent``: the decision goes by the arch *name*.
 CHANNELS_LAST_CPU_ARCHS = frozenset({'DFDNetStudent', 'LiteFaceStudent'})
+
+# Face-size-aware restoration (issue 24). Each face of a photo goes to the model whose LR input side is the
+# smallest one at least as large as the face's native side in the photo (:func:`native_face_size`), else to the
+# largest; a face larger than the largest input times ``keep_larger`` is kept: upscaled with the photo, never
+# shrunk (:func:`choose_model`). The default margin is the zoo's; a --model path restores every face, as before.
+DEFAULT_KEEP_LARGER = 1.25
+# How the archs of DIRECT_CROP_ARCHS get their LR face: cropped straight out of the photo at the model's input
+# side, one antialiased resampling (:func:`crop_face`). 'gauss': the region is Gaussian-prefiltered
+# (sigma = (1 / zoom - 1) / 2), then warped bicubically; 'area': the photo region is shrunk with INTER_AREA, then
+# warped bilinearly (facesr_kd.face.align.warp_face); 'two-step': the face warped to the output side (256), then
+# shrunk with MATLAB bicubic, as the other archs are. Measured with `facesr-kd-benchmark-photos` on the 11
+# staged photos (faces/whole) shrunk x4 / x8 with INTER_AREA, a zoo of RANDOM-weight LiteFaceStudents (lite-x8
+# 32->256, lite-x4 64->256: an untrained one outputs the bicubic of its input, so this measures the crop / paste
+# pipeline alone), --color-fix none, mean face-region PSNR gain over bicubic of the small photo, x4 / x8:
+#   two-step -1.86 / -1.51 dB; area -1.77 / -1.28; gauss -1.02 / -0.46 (old paste);
+#   with the centred paste (FaceSRRestorer._paste): area -1.33 / -1.18; gauss -0.23 / -0.30 dB.
+# So 'gauss' is the default.
+CROP_METHODS = ('gauss', 'area', 'two-step')
+DEFAULT_CROP_METHOD = 'gauss'
+DIRECT_CROP_ARCHS = frozenset({'LiteFaceStudent'})
+
+
+def native_face_size(affine, size):
+    """The side, in photo pixels, of the aligned ``size`` x ``size`` crop that ``affine`` makes (photo -> crop)."""
+    return size / align.affine_scale(affine)
+
+
+def choose_model(native, in_sizes, keep_larger=DEFAULT_KEEP_LARGER):
+    """Which model restores a face of ``native`` photo pixels (the side of its aligned crop in the photo).
+
+    Args:
+        native (float): The face's native side (:func:`native_face_size`).
+        in_sizes (Sequence[int]): LR input side of each model.
+        keep_larger (float | None): Keep (return None for) a face larger than the largest input times this;
+            None or 0: restore every face.
+
+    Returns:
+        int | None: Index into ``in_sizes`` of the smallest input >= ``native`` (the largest input when none
+        is), or None: the face is kept.
+    """
+    if not len(in_sizes):
+        raise ValueError('no models to choose from')
+    largest = max(range(len(in_sizes)), key=lambda i: in_sizes[i])
+    if keep_larger and native > in_sizes[largest] * keep_larger:
+        return None
+    fits = [i for i in range(len(in_sizes)) if in_sizes[i] >= native]
+    return min(fits, key=lambda i: in_sizes[i]) if fits else largest
+
+
+def lq_affine(affine, out_size, lq_size):
+    """The photo -> LR-face matrix matching a photo -> ``out_size`` one, as a corner-aligned resize would give.
+
+    The networks learned LR faces shrunk from their HR faces with MATLAB's corner-aligned bicubic (pixel ``i`` of
+    the LR face is centred on HR coordinate ``(i + 0.5) * out / lq - 0.5``), and their outputs are pasted back
+    with ``affine``; so the LR crop samples the photo where that resize would have: ``k * affine`` shifted by
+    ``(k - 1) / 2`` pixels, ``k = lq / out``.
+    """
+    k = lq_size / out_size
+    out = np.asarray(affine, np.float64) * k
+    out[:, 2] += 0.5 * k - 0.5
+    return out
+
+
+def crop_face(img, affine, size, method=DEFAULT_CROP_METHOD):
+    """The face cropped straight out of a photo at ``size``: one resampling, antialiased when it shrinks.
+
+    Args:
+        img (ndarray): (H, W, 3) photo, uint8 or float32.
+        affine (ndarray): (2, 3) photo -> crop matrix for a ``size`` crop (:func:`lq_affine`).
+        size (int): Side of the crop.
+        method (str): ``'gauss'`` or ``'area'`` (see :data:`CROP_METHODS`).
+
+    Returns:
+        ndarray: (size, size, 3), ``img``'s dtype.
+    """
+    if method == 'area':
+        return align.warp_face(img, affine, size, antialias=True)
+    if method != 'gauss':
+        raise ValueError(f'crop_face: method must be area or gauss, got {method!r}')
+    affine = np.asarray(affine, np.float64)
+    zoom = align.affine_scale(affine)
+    sigma = (1 / zoom - 1) / 2 if zoom < 1 else 0.0
+    h, w = img.shape[:2]
+    inv = cv2.invertAffineTransform(affine)
+    corners = align.transform_points([[0, 0], [size, 0], [0, size], [size, size]], inv)
+    margin = int(np.ceil(3 * sigma)) + 3
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the face lies outside the photo
+        return cv2.warpAffine(img, affine, (size, size), borderValue=align.BORDER_VALUE)
+    region = img[y0:y1, x0:x1]
+    if sigma > 0:
+        region = cv2.GaussianBlur(region, (0, 0), sigma)
+    shifted = affine.copy()
+    shifted[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64)
+    out = cv2.warpAffine(region, shifted, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    outside = ~align.inside_mask(img.shape[:2], affine, size)
+    out[outside] = np.asarray(align.BORDER_VALUE, out.dtype)
+    if out.dtype == np.float32:
+        np.clip(out, 0, 255, out=out)
+    return out
+
+
+class RestorerModel:
+    """One network of a :class:`FaceSRRestorer`, in inference form.
+
+    Attributes:
+        name (str): The zoo name, or the arch type for a checkpoint given by path or a network given as such.
+        net (nn.Module): The network.
+        info (dict): Its description (``type``, ``scale``, ``lq_size``, ``out_size``, ``needs_boxes``...).
+        channels_last (bool): Whether it runs channels-last.
+        lq_size (int): LR input side.
+        out_size (int): Output side.
+        needs_boxes (bool): It takes component boxes (the teacher).
+        direct_crop (bool): Its faces are cropped straight at ``lq_size`` (:data:`DIRECT_CROP_ARCHS`).
+    """
+
+    def __init__(self, name, net, info, channels_last):
+        self.name, self.net, self.info, self.channels_last = name, net, dict(info), channels_last
+        self.lq_size, self.out_size = int(info['lq_size']), int(info['out_size'])
+        self.needs_boxes = bool(info.get('needs_boxes', False))
+        self.direct_crop = info.get('type') in DIRECT_CROP_ARCHS
 
 
 class ImageTooLargeError(ValueError):
@@ -247,8 +375,10 @@ class FaceSRRestorer:
 
     Args:
         model_path (str | None): Checkpoint of a student (``DFDNetStudent``, ``LiteFaceStudent``) or of the
-            teacher, RCAN / ``FaceRCAN`` or SRFBN; see
-            :func:`facesr_kd.utils.checkpoint.load_sr_network`. Not needed when ``net`` is given.
+            teacher, RCAN / ``FaceRCAN`` or SRFBN (see :func:`facesr_kd.utils.checkpoint.load_sr_network`), or
+            the name of a zoo model (:func:`facesr_kd.zoo.resolve_model`). None (and no ``net``): every model
+            of the zoo (:mod:`facesr_kd.zoo`), each face restored by the one its size calls for
+            (:func:`choose_model`); an empty zoo is a FileNotFoundError saying so.
         upscale (int): Upscaling of the whole photo.
         bg_upsampler (str | object): ``'none'`` (Lanczos resize), ``'bicubic'``, or an object with
             ``enhance(img, outscale=...)`` (see :func:`build_bg_upsampler`).
@@ -257,7 +387,8 @@ class FaceSRRestorer:
         device (str): ``'auto'``, ``'cpu'``, ``'cuda'``...
         offline (bool): Never download detector weights; a missing file is an error naming it.
         opt_path (str | None): Option file describing a checkpoint without an ``arch`` entry.
-        scale (int | None): Refuse a network of another scale (the task's x8 by default); None accepts any.
+        scale (int | None): Refuse a checkpoint of another scale; with the zoo, use only its models of that
+            scale. None accepts any.
         box_source (str): Teacher only: ``'detect'`` (landmarks on the upsampled input) or ``'template'``.
         det_resize (int | None): Detection runs on a copy whose short side is this (GFPGAN's 640).
         conf_threshold (float): Detector score threshold.
@@ -274,9 +405,20 @@ class FaceSRRestorer:
         color_fix (str): ``'wavelet'``, ``'meanstd'`` or ``'none'``: how each restored face's colour is made its
             input's before it is pasted into the photo (see :mod:`facesr_kd.face.colour`). The faces
             :meth:`enhance` returns, and aligned crops, are the network's output as it is.
+        keep_larger (float | None): Keep (do not restore: upscale with the photo, never shrink) a face whose
+            native side is over the largest model input times this (:func:`choose_model`). None: 1.25
+            (:data:`DEFAULT_KEEP_LARGER`) with zoo models, 0 (restore every face, as before) for a checkpoint
+            given by path or a ``net``.
+        crop_method (str): How the faces of :data:`DIRECT_CROP_ARCHS` (``LiteFaceStudent``) are cropped at the
+            model's input side: ``'area'``, ``'gauss'`` or ``'two-step'`` (:data:`CROP_METHODS`); the other archs
+            always get the two-step crop (warp to the output side, MATLAB-bicubic shrink) they were made for.
+        zoo (str | None): The zoo folder (default: ``$FACESR_KD_ZOO``, else ``facesr_kd/weights``).
 
     Attributes:
-        channels_last (bool): Whether the network runs channels-last.
+        models (list[RestorerModel]): The networks, by LR input side (one unless the zoo is used).
+        net, info, lq_size, out_size, channels_last: Those of the largest-input model (``info`` with ``models``,
+            a list describing every one, when there are several).
+        from_zoo (bool): The models come from the zoo (no ``model_path``, or a zoo name).
     """
 
     def __init__(
@@ -289,7 +431,7 @@ class FaceSRRestorer:
         device='auto',
         offline=False,
         opt_path=None,
-        scale=8,
+        scale=None,
         box_source='detect',
         det_resize=640,
         conf_threshold=0.97,
@@ -301,28 +443,72 @@ class FaceSRRestorer:
         channels_last=None,
         half=False,
         color_fix=DEFAULT_COLOR_FIX,
+        keep_larger=None,
+        crop_method=DEFAULT_CROP_METHOD,
+        zoo=None,
     ):
         self.color_fix = check_color_fix(color_fix)
         self.device = resolve_device(device)
         check_half(half, self.device)
         self.half = bool(half)
-        if net is None:
-            if model_path is None:
-                raise ValueError('give a checkpoint (model_path) or a network (net, info)')
-            net, info = load_sr_network(model_path, opt_path=opt_path, device=self.device, expect_scale=scale)
-        elif info is None:
-            raise ValueError('a network passed as `net` needs its `info` (lq_size, out_size, scale, needs_boxes)')
-        else:
+        if keep_larger is not None and (not np.isfinite(keep_larger) or keep_larger < 0):
+            raise ValueError(f'keep_larger must be 0 (restore every face) or positive, got {keep_larger}')
+        if crop_method not in CROP_METHODS:
+            raise ValueError(f'crop_method must be one of {CROP_METHODS}, got {crop_method!r}')
+        self.crop_method = crop_method
+        self.zoo_root = zoo_root(zoo)
+        from_zoo = False
+        if net is not None:
+            if info is None:
+                raise ValueError('a network passed as `net` needs its `info` (lq_size, out_size, scale, needs_boxes)')
             check_net_info(net, info)
-        self.net, self.channels_last = prepare_network(
-            net, self.device, arch_type=info.get('type'), channels_last=channels_last
-        )
-        if self.half:
-            self.net = self.net.half()
-        self.info = dict(info)
-        self.lq_size = int(info['lq_size'])
-        self.out_size = int(info['out_size'])
-        self.needs_boxes = bool(info.get('needs_boxes', False))
+            loaded = [(info.get('name') or info.get('type') or type(net).__name__, net, info)]
+        elif model_path is None:  # the zoo: every model, chosen per face
+            from_zoo = True
+            entries = list_models(self.zoo_root)
+            if not entries:
+                raise FileNotFoundError(
+                    f'no --model given and {describe_zoo(entries, self.zoo_root)}: this installation ships no '
+                    'trained weights. Pass --model with a checkpoint (e.g. experiments/<name>/models/'
+                    'net_g_latest.pth) or put published models there (facesr-kd-publish CKPT -o '
+                    f'{self.zoo_root} --name NAME)'
+                )
+            if scale:
+                chosen = [m for m in entries if m.scale == int(scale)]
+                if not chosen:
+                    raise FileNotFoundError(f'no x{scale} model in the zoo; {describe_zoo(entries, self.zoo_root)}')
+                entries = chosen
+            loaded = []
+            for entry in entries:
+                net_, info_ = load_sr_network(entry.path, device=self.device)
+                loaded.append((entry.name, net_, {**info_, 'name': entry.name}))
+        else:
+            path = resolve_model(model_path, self.zoo_root)
+            from_zoo = not os.path.isfile(os.fspath(model_path))
+            net_, info_ = load_sr_network(path, opt_path=opt_path, device=self.device, expect_scale=scale)
+            name = next((m.name for m in list_models(self.zoo_root) if m.path == path), None) if from_zoo else None
+            loaded = [(name or info_['type'], net_, {**info_, **({'name': name} if name else {})})]
+        self.from_zoo = from_zoo
+        self.keep_larger = (DEFAULT_KEEP_LARGER if from_zoo else 0.0) if keep_larger is None else float(keep_larger)
+        self.models = []
+        for name, net_, info_ in loaded:
+            net_, cl = prepare_network(net_, self.device, arch_type=info_.get('type'), channels_last=channels_last)
+            if self.half:
+                net_ = net_.half()
+            self.models.append(RestorerModel(name, net_, info_, cl))
+        self.models.sort(key=lambda m: m.lq_size)
+        # The largest-input model stands for the restorer where one network is asked for (net, info, sizes).
+        main = self.models[-1]
+        self.net, self.channels_last = main.net, main.channels_last
+        self.info = dict(main.info)
+        if len(self.models) > 1:
+            self.info['models'] = [
+                {'name': m.name, **{k: m.info.get(k) for k in ('type', 'scale', 'lq_size', 'out_size', 'path')}}
+                for m in self.models
+            ]
+        self.lq_size = main.lq_size
+        self.out_size = main.out_size
+        self.needs_boxes = any(m.needs_boxes for m in self.models)
         if box_source not in BOX_SOURCES:
             raise ValueError(f'box_source must be one of {BOX_SOURCES}, got {box_source!r}')
         self.box_source = box_source
@@ -381,7 +567,11 @@ class FaceSRRestorer:
             search) and, for a whole photo, ``detections``: the kept faces, in the order of the lists, each a dict
             with ``box``, ``score``, ``landmarks5``, ``kept=True``, ``index`` (its place in the lists, the
             ``<name>_<index>`` of :func:`restore_paths`'s files) and ``affine``; with ``keep_rejected`` then the
-            others, with ``kept=False``, ``reason`` and a short ``label`` (see :meth:`detect`).
+            others, with ``kept=False``, ``reason`` and a short ``label`` (see :meth:`detect`). Each restored face
+            also has ``model`` (the name of the model that restored it) and ``native_size`` (its side in the
+            photo, :func:`native_face_size`); ``last_stats['by_model']`` counts the faces per model and
+            ``last_stats['kept_large']`` lists the faces kept unrestored by the size policy (:func:`choose_model`:
+            ``size_kept=True``, ``native_size``, ``reason``; they are upscaled with the photo, never shrunk).
 
         Raises:
             ImageTooLargeError: The upscaled photo (an aligned crop: the crop itself) would exceed ``max_pixels``.
@@ -390,13 +580,15 @@ class FaceSRRestorer:
         bgr, alpha, layout = _to_bgr(img)
         in_dtype = np.asarray(img).dtype
         stats = {'faces': 0, 'detect_s': 0.0, 'boxes_s': 0.0, 'box_fallbacks': 0, 'sr_s': 0.0, 'paste_s': 0.0}
-        stats.update(color_fix=self.color_fix, color_fix_s=0.0, detections=[])
+        stats.update(color_fix=self.color_fix, color_fix_s=0.0, detections=[], by_model={}, kept_large=[])
         self.last_stats = stats
         if aligned:
             self.check_aligned(*bgr.shape[:2])
-            face = np.clip(resize_face(bgr.astype(np.float32) / 255.0, self.lq_size), 0, 1)
-            restored = self._restore([face], stats)
+            model = self.models[choose_model(bgr.shape[0], [m.lq_size for m in self.models], keep_larger=0)]
+            face = np.clip(resize_face(bgr.astype(np.float32) / 255.0, model.lq_size), 0, 1)
+            restored = self._restore([face], stats, model)
             stats['faces'] = 1
+            stats['by_model'] = {model.name: 1}
             return [_to_uint8(face * 255)], [_to_uint8(restored[0])], None
 
         h, w = bgr.shape[:2]
@@ -411,7 +603,8 @@ class FaceSRRestorer:
         else:
             faces, rejected = self.detect(bgr, only_center_face), []
         stats['detect_s'] = time.perf_counter() - t0
-        affines, lqs, kept = [], [], []
+        in_sizes = [m.lq_size for m in self.models]
+        lqs, kept = [], []
         for det in faces:
             try:
                 affine = align.estimate_affine(det['landmarks5'], self.out_size)
@@ -419,13 +612,39 @@ class FaceSRRestorer:
                 reason = 'degenerate landmarks: no similarity fits them'
                 rejected.append({**det, 'kept': False, 'reason': reason, 'label': 'degenerate landmarks'})
                 continue
-            crop = align.warp_face(bgr, affine, self.out_size, antialias=True)
-            lqs.append(np.clip(resize_face(crop.astype(np.float32) / 255.0, self.lq_size), 0, 1))
-            affines.append(affine)
-            kept.append({**det, 'kept': True, 'index': len(kept), 'affine': affine})
+            native = native_face_size(affine, self.out_size)
+            choice = choose_model(native, in_sizes, self.keep_larger)
+            if choice is None:
+                largest = max(in_sizes)
+                reason = (
+                    f'kept: {native:.0f} px face, over {self.keep_larger:g} x {largest} px (the largest model input): '
+                    'upscaled with the photo, not shrunk (--keep-larger)'
+                )
+                large = {**det, 'kept': False, 'size_kept': True, 'native_size': native, 'reason': reason}
+                large['label'] = f'kept {native:.0f}px'
+                stats['kept_large'].append(large)
+                rejected.append(large)
+                continue
+            model = self.models[choice]
+            affine = affine * (model.out_size / self.out_size)  # photo -> this model's output face
+            if model.direct_crop and self.crop_method != 'two-step':
+                crop = crop_face(bgr, lq_affine(affine, model.out_size, model.lq_size), model.lq_size, self.crop_method)
+                lq = crop.astype(np.float32) / 255.0
+            else:
+                crop = align.warp_face(bgr, affine, model.out_size, antialias=True)
+                lq = resize_face(crop.astype(np.float32) / 255.0, model.lq_size)
+            lqs.append(np.clip(lq, 0, 1))
+            kept.append({**det, 'kept': True, 'index': len(kept), 'affine': affine, 'model': model.name})
+            kept[-1]['native_size'] = native
+            stats['by_model'][model.name] = stats['by_model'].get(model.name, 0) + 1
         stats['faces'] = len(kept)
         stats['detections'] = kept + (rejected if keep_rejected else [])
-        restored = self._restore(lqs, stats) if lqs else []
+        restored = [None] * len(lqs)
+        for model in self.models:
+            idx = [i for i, d in enumerate(kept) if d['model'] == model.name]
+            if idx:
+                for i, face in zip(idx, self._restore([lqs[i] for i in idx], stats, model)):
+                    restored[i] = face
         cropped_faces = [_to_uint8(f * 255) for f in lqs]
         restored_faces = [_to_uint8(f) for f in restored]
         if not paste_back:
@@ -434,8 +653,9 @@ class FaceSRRestorer:
         pasted = self._fix_colours(lqs, restored, stats)
         t0 = time.perf_counter()
         out = self.upscale_background(bgr)
-        for face, affine in zip(pasted, affines):
-            self._paste(out, face, affine)
+        direct = {m.name: m.direct_crop and self.crop_method != 'two-step' for m in self.models}
+        for face, det in zip(pasted, kept):
+            self._paste(out, face, det['affine'], centred=direct[det['model']])
         if alpha is not None:
             alpha_up = self._resize(alpha, out.shape[1], out.shape[0])
             out = np.concatenate([out, alpha_up[..., None].astype(out.dtype)], axis=2)
@@ -570,28 +790,35 @@ class FaceSRRestorer:
         stats['color_fix_s'] += time.perf_counter() - t0
         return out
 
-    def component_boxes(self, lq):
+    def component_boxes(self, lq, out_size=None):
         """Teacher boxes for one (lq, lq, 3) float BGR input: (4, 4) [x1, y1, x2, y2] in output pixels.
+
+        Args:
+            lq (ndarray): The input face.
+            out_size (int | None): The network's output side; None: :attr:`out_size`.
 
         Returns:
             tuple[ndarray, bool]: The boxes and whether they fell back to the template.
         """
+        out_size = out_size or self.out_size
         if self.box_source == 'template':
-            return template_boxes(self.out_size), False
+            return template_boxes(out_size), False
         from facesr_kd.face.detection import detect_faces
 
-        up = cv2.resize(lq, (self.out_size, self.out_size), interpolation=cv2.INTER_CUBIC)
+        up = cv2.resize(lq, (out_size, out_size), interpolation=cv2.INTER_CUBIC)
         found = detect_faces(self.detector, np.clip(up * 255, 0, 255), conf_threshold=0.5, resize=None)
         if not found:
-            return template_boxes(self.out_size), True
-        return boxes_from_landmarks5(found[0]['landmarks5'], self.out_size), False
+            return template_boxes(out_size), True
+        return boxes_from_landmarks5(found[0]['landmarks5'], out_size), False
 
-    def _restore(self, lqs, stats):
-        """Run the network on (lq, lq, 3) float BGR faces in [0, 1]; return (out, out, 3) float BGR in [0, 255]."""
+    def _restore(self, lqs, stats, model=None):
+        """Run ``model`` (default: the largest-input one) on (lq, lq, 3) float BGR faces in [0, 1] of its input
+        side; return (out, out, 3) float BGR in [0, 255]."""
+        model = model or self.models[-1]
         boxes = None
-        if self.needs_boxes:
+        if model.needs_boxes:
             t0 = time.perf_counter()
-            found = [self.component_boxes(lq) for lq in lqs]
+            found = [self.component_boxes(lq, model.out_size) for lq in lqs]
             boxes = np.stack([b for b, _ in found]).astype(np.float32)
             stats['box_fallbacks'] += sum(fb for _, fb in found)
             stats['boxes_s'] += time.perf_counter() - t0
@@ -601,12 +828,12 @@ class FaceSRRestorer:
             for i in range(0, len(lqs), self.batch_size):
                 batch = np.stack([lq[..., ::-1] for lq in lqs[i : i + self.batch_size]])  # BGR -> RGB
                 x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float().to(self.device)
-                x = to_memory_format(x.half() if self.half else x, self.channels_last)
+                x = to_memory_format(x.half() if self.half else x, model.channels_last)
                 if boxes is None:
-                    y = self.net(x)
+                    y = model.net(x)
                 else:
                     b = torch.from_numpy(boxes[i : i + self.batch_size]).to(self.device)
-                    y = self.net(x, b.half() if self.half else b)
+                    y = model.net(x, b.half() if self.half else b)
                 if isinstance(y, (list, tuple)):
                     y = y[-1]
                 y = y.clamp(0, 1).mul(255).permute(0, 2, 3, 1).float().cpu().numpy()
@@ -634,12 +861,20 @@ class FaceSRRestorer:
             out = cv2.resize(out, (ow, oh), interpolation=cv2.INTER_CUBIC)
         return out.astype(bgr.dtype)
 
-    def _paste(self, out, face, affine):
-        """Blend one restored face into ``out`` in place, working only within the face's footprint."""
+    def _paste(self, out, face, affine, centred=False):
+        """Blend one restored face into ``out`` in place, working only within the face's footprint (``affine``:
+        photo -> that face's pixels).
+
+        ``centred``: correct :func:`facesr_kd.face.align.paste_face`'s half-pixel offset (it maps photo pixel ``p``
+        to output ``(p + 0.5) * s``, facexlib's convention, where pixel centres map to ``(p + 0.5) * s - 0.5``).
+        On the photo benchmark with a random-weight zoo (the pipeline alone) this is worth +0.76 dB at x4 and
+        +0.16 dB at x8 (docs/photo_benchmark.md); the two-step path of the other archs keeps the old paste.
+        """
         h_up, w_up = out.shape[:2]
         s = self.upscale
+        size = face.shape[0]
         inverse = cv2.invertAffineTransform(affine)
-        corners = align.transform_points([[0, 0], [self.out_size, 0], [0, self.out_size], [self.out_size] * 2], inverse)
+        corners = align.transform_points([[0, 0], [size, 0], [0, size], [size, size]], inverse)
         corners = corners * s + 0.5 * s
         x0, y0 = np.floor(corners.min(0)).astype(int) - 4
         x1, y1 = np.ceil(corners.max(0)).astype(int) + 4
@@ -649,6 +884,8 @@ class FaceSRRestorer:
         # Shift the photo -> face map so that the region's origin (x0, y0) / s in photo pixels becomes 0.
         roi_affine = affine.copy()
         roi_affine[:, 2] += affine[:, :2] @ np.array([x0 / s, y0 / s])
+        if centred and s > 1:  # paste_face's map shifted by half an output pixel: pixel centres onto centres
+            roi_affine[:, 2] += affine[:, :2] @ np.array([0.5 / s, 0.5 / s])
         region = out[y0:y1, x0:x1]
         out[y0:y1, x0:x1] = align.paste_face(region, face, roi_affine, s)
 
@@ -827,7 +1064,12 @@ def _write_debug_view(output, name, suffix, img, detections):
     write_image(image, debug_view.draw_detections(to_bgr8(img), detections))
     keys = ('box', 'score', 'landmarks5')
     kept = [
-        {**{k: d[k] for k in keys}, 'index': d['index'], 'file': f'restored_faces/{name}_{d["index"]:02d}{suffix}.png'}
+        {
+            **{k: d[k] for k in keys},
+            'index': d['index'],
+            'model': d.get('model'),
+            'file': f'restored_faces/{name}_{d["index"]:02d}{suffix}.png',
+        }
         for d in detections
         if d['kept']
     ]
@@ -849,6 +1091,23 @@ def _ext_note(requested, written):
 def _before_after_height(h, w, width):
     """Height of a :func:`before_after_row` of an (h, w) result at ``width``."""
     return max(int(round(h * width / (2 * w))), 1)
+
+
+def face_policy_line(by_model, kept, restorer):
+    """``faces: 5 restored (lite-x4: 2, lite-x8: 3), 2 kept (...)``: which model restored how many faces, and
+    how many were kept and why (:func:`choose_model`)."""
+    restored = sum(by_model.values())
+    models = ', '.join(f'{name}: {n}' for name, n in sorted(by_model.items()))
+    line = f'faces: {restored} restored' + (f' ({models})' if models else '')
+    if kept:
+        largest = max(m.lq_size for m in restorer.models)
+        line += (
+            f', {kept} kept (native size over {restorer.keep_larger:g} x {largest} px, the largest model input: '
+            'upscaled with the photo, never shrunk; --keep-larger sets the margin)'
+        )
+    else:
+        line += ', 0 kept'
+    return line
 
 
 def restore_paths(
@@ -898,7 +1157,9 @@ def restore_paths(
         the picture could not be written), the detection / super-resolution / box times in seconds, and
         ``debug`` (input -> ``{'image': the debug view, 'kept': [...], 'rejected': [...]}``, each detection a
         dict with ``box``, ``score``, ``landmarks5``; kept ones with ``index`` and ``file``, the restored face
-        written for it; rejected ones with ``reason``).
+        written for it; rejected ones with ``reason``), ``by_model`` (model name -> faces it restored) and
+        ``kept_large`` (input -> faces kept unrestored because they are larger than the largest model input
+        times :attr:`FaceSRRestorer.keep_larger`).
 
     Raises:
         OSError, ValueError: From :func:`check_outputs`, or ``suffix`` holds a path separator; raised before any
@@ -919,6 +1180,8 @@ def restore_paths(
         'boxes_s': 0.0,
         'sr_s': 0.0,
         'detect_s': 0.0,
+        'by_model': {},
+        'kept_large': {},
     }
     for path, reason in summary['skipped'].items():
         tqdm.write(f'skip {path}: {reason}')
@@ -979,7 +1242,17 @@ def restore_paths(
         for key in ('boxes_s', 'sr_s', 'detect_s'):
             summary[key] += stats[key]
         summary['faces'][path] = len(restored)
-        if not restored:
+        for model_name, count in stats.get('by_model', {}).items():
+            summary['by_model'][model_name] = summary['by_model'].get(model_name, 0) + count
+        large = stats.get('kept_large', [])
+        if large:
+            summary['kept_large'][path] = len(large)
+            sizes = ', '.join(f'{d["native_size"]:.0f}' for d in large)
+            tqdm.write(
+                f'{path}: {len(large)} face(s) kept ({sizes} px, over {restorer.keep_larger:g} x the largest model '
+                f'input, {max(m.lq_size for m in restorer.models)} px): upscaled with the photo, not shrunk'
+            )
+        if not restored and not large:
             summary['no_face'].append(path)
             tqdm.write(f'{path}: no face found; saving the photo upscaled x{restorer.upscale} only')
         elif stats['box_fallbacks']:
@@ -1021,6 +1294,7 @@ def restore_paths(
         f'{len(summary["skipped"])} skipped{notes}, in {time.perf_counter() - start:.1f} s '
         f'(detection {summary["detect_s"]:.1f} s, super-resolution {summary["sr_s"]:.1f} s). Results in {output}'
     )
+    print(face_policy_line(summary['by_model'], sum(summary['kept_large'].values()), restorer))
     if restorer.needs_boxes and total_faces:
         print(
             f'teacher component boxes ({restorer.box_source}): {summary["boxes_s"]:.2f} s for {total_faces} faces '

@@ -25,6 +25,8 @@ from facesr_kd.utils.checkpoint import (
     CheckpointError,
     _plain_arch,
     arch_from_options,
+    check_arch_limits,
+    check_finite,
     describe_arch,
     file_sha256,
     find_option_file,
@@ -33,6 +35,7 @@ from facesr_kd.utils.checkpoint import (
     strip_module_prefix,
 )
 from facesr_kd.utils.files import write_bytes, write_json
+from facesr_kd.utils.options import OptionError, read_option_text
 from facesr_kd.version import __version__
 
 import torch
@@ -82,8 +85,10 @@ def _arch_and_scale(path, ckpt, opt_path):
     found = opt_path or find_option_file(path)
     opt_text = None
     if found is not None:
-        with open(found, encoding='utf-8') as f:
-            opt_text = f.read()
+        try:
+            opt_text = read_option_text(found)  # bounded in size and alias expansion
+        except OptionError as err:
+            raise CheckpointError(str(err)) from None
         if opt_path is not None or arch is None:
             arch, scale = arch_from_options(opt_text, found, path, scale)
     if arch is None:
@@ -125,7 +130,8 @@ def publish_checkpoint(ckpt, out_dir, name=None, key='auto', commands=None, opt_
     Raises:
         FileNotFoundError: No such checkpoint or option file.
         CheckpointError: A training state, a file that is not a checkpoint, a missing ``key``, an arch that
-            cannot be told, or weights that do not load into it.
+            cannot be told or has sizes outside :data:`~facesr_kd.utils.checkpoint.ARCH_INT_LIMITS`, weights
+            holding NaN or infinite values (the first such tensor is named), or weights that do not load into it.
         ValueError: A bad ``key`` or ``name``.
     """
     if key not in KEYS:
@@ -144,6 +150,9 @@ def publish_checkpoint(ckpt, out_dir, name=None, key='auto', commands=None, opt_
 
     from basicsr.utils.registry import ARCH_REGISTRY
 
+    # Before anything is written (issue 25): the sizes the arch may take, and weights without NaN or Inf.
+    check_arch_limits(arch, ckpt if opt_path is None else f'{found_opt} (describing {ckpt})')
+    check_finite(state, f'{ckpt} (`{used_key}`)')
     if arch['type'] not in ARCH_REGISTRY:
         raise CheckpointError(f'{ckpt}: `{arch["type"]}` is not a registered arch')
     sizes = describe_arch(arch, ARCH_REGISTRY.get(arch['type']), scale=scale)

@@ -167,6 +167,10 @@ def options_dir():
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'options')
 
 
+# The model zoo's recipes (options/zoo_*.yml): zoo name -> option file.
+ZOO_RECIPES = {'lite-x8': 'zoo_lite_x8.yml', 'lite-x4': 'zoo_lite_x4.yml'}
+
+
 def shipped_option_files():
     """Every shipped option file, relative to :func:`options_dir` (``train_*.yml``, ``test/*.yml``...), sorted."""
     root = options_dir()
@@ -214,8 +218,11 @@ def copy_options(dest, overwrite=False):
 
 
 def load_yaml(path):
-    with open(path) as f:
-        return yaml.safe_load(f)
+    """An option file read safely and within the size and alias bounds of
+    :func:`facesr_kd.utils.options.load_option_file`."""
+    from facesr_kd.utils.options import load_option_file
+
+    return load_option_file(path)
 
 
 def write_yaml(opt, path):

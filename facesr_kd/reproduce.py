@@ -26,6 +26,7 @@ Usage::
 """
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -47,6 +48,8 @@ from facesr_kd.recipes import (
 
 import cv2
 import numpy as np
+import yaml
+from tqdm import tqdm
 
 # Hand-measured five landmarks (eyes, nose tip, mouth corners) of the shipped demo portraits.
 DEMO_PORTRAITS = {
@@ -111,27 +114,90 @@ class StageError(RuntimeError):
     """A stage's command failed; the message says how to resume."""
 
 
+# BasicSR's training log line: ``[train..][epoch:  0, iter:     120, lr:(...)]``.
+_ITER_RE = re.compile(r'\biter:\s*([\d,]+)')
+# One line per stage: what it is, a bar, the count and the elapsed time, within 100 columns.
+BAR_FORMAT = '{desc:<34}{percentage:3.0f}%|{bar:25}| {n_fmt:>6}/{total_fmt:<6} [{elapsed}]'
+
+
+def stage_bar(desc, total, unit='it'):
+    """A one-line tqdm progress bar for a stage (on stderr; sparse updates when stderr is not a terminal)."""
+    tty = sys.stderr.isatty()
+    return tqdm(
+        total=total, desc=desc, unit=unit, bar_format=BAR_FORMAT, ncols=100, mininterval=0.5 if tty else 30,
+        file=sys.stderr, dynamic_ncols=False,
+    )  # fmt: skip
+
+
+def _train_iters(args):
+    """``train.total_iter`` of the option file a ``facesr_kd.train`` command reads, or None."""
+    args = [str(a) for a in args]
+    if 'facesr_kd.train' not in args or '-opt' not in args:
+        return None
+    try:
+        with open(args[args.index('-opt') + 1]) as f:
+            return int(yaml.safe_load(f)['train']['total_iter'])
+    except (OSError, KeyError, TypeError, ValueError, IndexError, yaml.YAMLError):
+        return None
+
+
+def _slug(stage):
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', stage).strip('_')
+
+
 class Runner:
-    """Runs stages as subprocesses in the work folder and logs every command."""
+    """Runs stages as subprocesses in the work folder, logs every command, keeps their output out of the terminal.
+
+    Each stage's output (BasicSR's banner, option dump and log lines) goes to ``<work_dir>/logs/<stage>.log``;
+    the terminal gets one progress line per stage (training stages count BasicSR's logged iterations). A failed
+    stage prints the end of its log and the log's path.
+    """
 
     def __init__(self, work_dir, dry_run=False):
         self.work_dir = work_dir
         self.log = os.path.join(work_dir, 'commands.log')
+        self.log_dir = os.path.join(work_dir, 'logs')
         self.dry_run = dry_run
 
     def run(self, args, stage):
+        """Run ``python args...`` as stage ``stage``.
+
+        Raises:
+            StageError: The command exited non-zero (the message names its log and how to resume).
+        """
         cmd = [sys.executable, *map(str, args)]
         line = ' '.join(shlex.quote(c) for c in cmd)
         with open(self.log, 'a') as f:
             f.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {stage}\n(cd {shlex.quote(self.work_dir)} && {line})\n')
-        print(f'[{stage}] {line}', flush=True)
         if self.dry_run:
+            print(f'[{stage}] {line}', flush=True)
             return
-        proc = subprocess.run(cmd, cwd=self.work_dir)
-        if proc.returncode != 0:
+        os.makedirs(self.log_dir, exist_ok=True)
+        log_path = os.path.join(self.log_dir, f'{_slug(stage)}.log')
+        total = _train_iters(args)
+        env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+        with open(log_path, 'w', buffering=1) as log, stage_bar(stage, total or 1, 'it' if total else 'stage') as bar:
+            log.write(f'$ (cd {shlex.quote(self.work_dir)} && {line})\n')
+            proc = subprocess.Popen(
+                cmd, cwd=self.work_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                errors='replace',
+            )  # fmt: skip
+            for out in proc.stdout:
+                log.write(out)
+                match = _ITER_RE.search(out) if total else None
+                if match:
+                    bar.update(max(0, min(total, int(match.group(1).replace(',', ''))) - bar.n))
+            returncode = proc.wait()
+            if returncode == 0:
+                bar.update(bar.total - bar.n)
+        if returncode != 0:
+            with open(log_path, errors='replace') as f:
+                tail = f.readlines()[-25:]
+            print(f'--- last lines of {log_path} ---', file=sys.stderr)
+            sys.stderr.writelines(tail)
             raise StageError(
-                f'stage {stage!r} failed ({proc.returncode}); fix it and re-run: finished stages are '
-                f'skipped and training resumes. Commands are in {self.log}.'
+                f'stage {stage!r} failed ({returncode}); its output is in {log_path}. Fix it and re-run: finished '
+                f'stages are skipped and training resumes. Commands are in {self.log}.'
             )
 
 
@@ -213,6 +279,8 @@ def reproduce_table1(
     os.makedirs(work_dir, exist_ok=True)
     runner = Runner(work_dir, dry_run=dry_run)
     t0 = time.time()
+    if not dry_run:
+        print(f'run folder: {work_dir} (stage logs: logs/, BasicSR logs: experiments/, results/)', flush=True)
 
     # Weights: ImageNet VGG19, or one explicit fixed random VGG19 (the smoke preset falls back to it, loudly).
     have_vgg = os.path.isfile(vgg_weights or default_vgg19_path())
@@ -222,8 +290,7 @@ def reproduce_table1(
     if random_vgg:
         vgg_file = random_vgg_file(work_dir, write=not dry_run)
         print(
-            f'WARNING: random-initialised VGG19 ({vgg_file}) and random LPIPS backbones: the table checks the '
-            'chain; its LPIPS column is not LPIPS and no figure here is a quality result.',
+            'WARNING: random VGG19 and LPIPS backbones: the table checks the chain, it is no quality result.',
             flush=True,
         )
     else:
@@ -242,11 +309,7 @@ def reproduce_table1(
         if os.path.isdir(os.path.join(faces, 'train')) and os.path.isdir(os.path.join(faces, 'test')):
             inputs = {s: os.path.join(faces, s) for s in inputs}  # a VGGFace2-style root
     else:
-        print(
-            'No --faces given: building the offline demo set from portraits shipped in scikit-image and '
-            'matplotlib (train and test share identities: a smoke check, not a result).',
-            flush=True,
-        )
+        print('No --faces given: the offline demo set (two portraits; train and test share them).', flush=True)
         train_dir, test_dir = build_demo_faces(
             os.path.join(work_dir, 'demo_faces'), preset['demo_train'], preset['demo_test']
         )
@@ -295,7 +358,7 @@ def reproduce_table1(
     for method in order:
         opt = make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device)
         if os.path.exists(latest_checkpoint(work_dir, method)):
-            print(f'[train {method}] done, skipped', flush=True)
+            print(f'train {method}: done, skipped', flush=True)
             continue
         opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
         launch = ['-m', 'facesr_kd.train']
@@ -311,14 +374,14 @@ def reproduce_table1(
         opt = make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_random)
         names[method] = opt['name']
         if os.path.exists(os.path.join(work_dir, 'results', opt['name'], 'metrics.json')):
-            print(f'[test {method}] done, skipped', flush=True)
+            print(f'test {method}: done, skipped', flush=True)
             continue
         opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
         runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {method}')
 
     # 5. Table and figure.
     from facesr_kd.face.components import load_boxes_file
-    from facesr_kd.table1 import draw_figure, make_table1
+    from facesr_kd.table1 import draw_figure, make_table1, terminal_table
 
     out_prefix = os.path.join(work_dir, 'table1')
     ordered = {m: names[m] for m in TABLE1_ORDER if m in names}
@@ -331,7 +394,7 @@ def reproduce_table1(
     if dry_run:
         print(note)
         return []
-    rows, table = make_table1(
+    rows, _ = make_table1(
         os.path.join(work_dir, 'results'),
         out_prefix,
         os.path.join(data['test'], 'lr_x8'),
@@ -350,9 +413,10 @@ def reproduce_table1(
         names=ordered,
         size=max(preset['size'], 128),
     )
-    print(table)
-    print(
-        f'table: {out_prefix}.md / .csv, figure: {out_prefix}_figure1.png, commands: {runner.log} '
-        f'({time.time() - t0:.0f} s)'
-    )
+    print(terminal_table(rows))
+    if random_vgg:
+        print('Random VGG19: a check of the chain, not a result. Levers and every column: the full table.')
+    minutes, seconds = divmod(round(time.time() - t0), 60)
+    print(f'full table: {out_prefix}.md (.csv), figure: {out_prefix}_figure1.png')
+    print(f'commands: {runner.log}; done in {minutes} min {seconds:02d} s')
     return rows

@@ -192,6 +192,33 @@ def write_table(rows, out_prefix, lpips_valid=True, note=''):
     return markdown
 
 
+def terminal_table(rows, width=100):
+    """The table for a terminal: method, PSNR, SSIM, Δ PSNR vs bicubic and ms/face, within ``width`` columns.
+
+    Args:
+        rows (list[dict]): From :func:`collect` (with the bicubic rows first, as :func:`make_table1` puts them).
+        width (int): Longest line allowed; longer method names are cut with ``…``.
+
+    Returns:
+        str: Aligned plain-text lines (no trailing newline).
+    """
+    bicubic = next((r['psnr'] for r in rows if r['method'] == BICUBIC), math.nan)
+    header = ('Method', 'PSNR', 'SSIM', 'Δ vs bicubic', 'ms/face')
+    numbers = (6, 6, 12, 8)
+    name_width = min(max(len(header[0]), *(len(r['method']) for r in rows)), width - sum(n + 2 for n in numbers))
+    cells = []
+    for r in rows:
+        name = r['method'] if len(r['method']) <= name_width else r['method'][: name_width - 1] + '…'
+        delta = '–' if r['method'] == BICUBIC or math.isnan(bicubic) else f'{r["psnr"] - bicubic:+.2f}'
+        cells.append((name, _fmt(r['psnr'], 2), _fmt(r['ssim'], 3), delta, _fmt(r['latency_ms'], 1)))
+    lines = []
+    for row in (header, *cells):
+        parts = [row[0].ljust(name_width)] + [c.rjust(n) for c, n in zip(row[1:], numbers)]
+        lines.append('  '.join(parts).rstrip())
+    lines.insert(1, '-' * len(lines[0]))
+    return '\n'.join(lines)
+
+
 def _label(img, text):
     out = cv2.copyMakeBorder(img, 22, 0, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     cv2.putText(out, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)

@@ -27,7 +27,9 @@ Pipeline (:func:`restore_video`):
 
 Limits: the output is constant frame rate (a variable-frame-rate source keeps its frames, evenly timed at its
 average rate); subtitles, data streams and a second video stream are not carried over; an odd output width
-or height is cropped by one pixel (yuv420p needs even sides).
+or height is cropped by one pixel (yuv420p needs even sides). A file that ends before the data its header
+announces (a truncated download) is restored as far as it goes, and the run says so: the frames read and those
+the header's duration gives.
 """
 
 import hashlib
@@ -141,6 +143,8 @@ _FPS = re.compile(r', ([\d.]+k?) fps')
 _TBR = re.compile(r', ([\d.]+k?) tbr')
 _ROTATION = re.compile(r'rotation of (-?[\d.]+) degrees')
 _DURATION = re.compile(r'Duration: (\d+):(\d+):(\d+(?:\.\d+)?)')
+# What ffmpeg's demuxers say when a file stops before the data its header announces (mov/mp4, matroska).
+_ENDED_EARLY = re.compile(r'partial file|File ended prematurely')
 
 
 def _run(args, timeout=None):
@@ -206,7 +210,9 @@ def probe(path):
     Returns:
         dict: ``fps`` (Fraction), ``frames`` (video packets, counted by a stream copy: the frame count of
         every ordinary video), ``width``, ``height`` (of the decoded frames), ``rotation``, ``video_index``,
-        ``codec``, ``has_audio``, ``audio_codecs`` and ``duration`` (seconds or None).
+        ``codec``, ``has_audio``, ``audio_codecs``, ``duration`` (seconds or None), ``expected_frames`` (the
+        header's duration times the frame rate, or None) and ``ended_early`` (what ffmpeg said when the file
+        stops before the data its header announces, e.g. a truncated download; else None).
 
     Raises:
         FFmpegNotFoundError: No ffmpeg.
@@ -231,6 +237,8 @@ def probe(path):
     frames = [int(m) for m in re.findall(r'^frame=(\d+)', count.stdout, re.M)]
     if count.returncode != 0 or not frames or frames[-1] == 0:
         raise VideoReadError(f'{path}: no video frames could be read ({_error_tail(count.stderr, 1)})')
+    early = [line.strip() for line in count.stderr.splitlines() if _ENDED_EARLY.search(line)]
+    duration = info['duration']
     return {
         'fps': video['fps'],
         'frames': frames[-1],
@@ -241,7 +249,9 @@ def probe(path):
         'codec': video['codec'],
         'has_audio': bool(info['audio']),
         'audio_codecs': [a['codec'] for a in info['audio']],
-        'duration': info['duration'],
+        'duration': duration,
+        'expected_frames': round(duration * video['fps']) if duration else None,
+        'ended_early': early[0] if early else None,
     }
 
 
@@ -468,7 +478,9 @@ def restore_video(
         ``output``, ``frames`` (restored frames in all), ``resumed_at`` (frames found done in the work folder),
         ``computed`` (frames restored by this call), ``faces`` (faces restored by this call), ``tracks`` (face
         tracks started by this call), ``fps`` (str), ``has_audio``, ``size`` (width, height of the result),
-        ``restarted`` (why an existing work folder was started again, or None) and ``seconds``.
+        ``restarted`` (why an existing work folder was started again, or None), ``ended_early`` (the file stops
+        before the data its header announces: the frames there were restored, and the run said how many of the
+        ``expected_frames``) and ``seconds``.
 
     Raises:
         FFmpegNotFoundError: No ffmpeg (``pip install "facesr_kd[video]"``).
@@ -554,6 +566,15 @@ def restore_video(
         write_json(journal_path, journal)
     frames = journal['frames']
     summary['frames'] = frames
+    summary['ended_early'] = bool(info.get('ended_early'))
+    summary['expected_frames'] = info.get('expected_frames')
+    if summary['ended_early']:
+        expected = info.get('expected_frames')
+        of = f' of the {expected} its header announces ({info["duration"]:.2f} s at {fps} fps)' if expected else ''
+        tqdm.write(
+            f'{path}: the file ended early (truncated?): {frames} frames read{of}; the result has those '
+            f'{frames} frames (ffmpeg: {info["ended_early"]})'
+        )
     summary['tracks'] = track.next_id - first_track
     oh, ow = int(round(info['height'] * restorer.upscale)), int(round(info['width'] * restorer.upscale))
     summary['size'] = (ow - ow % 2, oh - oh % 2)

@@ -4,6 +4,7 @@ import random
 
 from facesr_kd.data.degradations import KERNELS, RealisticDownscale, jpeg, resize_down
 from facesr_kd.data.face_sr_dataset import FaceSRDataset, downscale_like_prepare
+from facesr_kd.recipes import ZOO_RECIPES as RECIPES
 from facesr_kd.recipes import copy_options, load_yaml, options_dir
 
 import cv2
@@ -13,7 +14,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, ffhq_ids, run_python
 
-ZOO_RECIPES = ('zoo_lite_x8.yml', 'zoo_lite_x4.yml')
+ZOO_RECIPES = tuple(RECIPES.values())
 
 
 @pytest.fixture(scope='module')

@@ -29,11 +29,11 @@ def load(path):
 
 
 def test_the_shipped_recipes_are_all_here():
-    from facesr_kd.recipes import METHODS
+    from facesr_kd.recipes import METHODS, ZOO_RECIPES
 
     names = {p.relative_to(REPO_ROOT / 'options').as_posix() for p in OPTION_FILES}
     expected = {train for train, _, _ in METHODS.values()} | {f'test/{test}' for _, test, _ in METHODS.values()}
-    assert names == expected | {'train_teacher_gan_vggface2.yml'}
+    assert names == expected | {'train_teacher_gan_vggface2.yml'} | set(ZOO_RECIPES.values())
     assert len(METHODS) == 12 and sum(n.startswith('test/') for n in names) == 12
 
 
@@ -43,7 +43,7 @@ def test_option_file_parses_and_every_type_resolves(path):
     opt['is_train'] = 'test' not in path.parts
     # Dataset and checkpoint paths are the user's to prepare; everything else is checked.
     check_options(opt, str(path), check_paths=False)
-    assert opt['scale'] == 8 and opt['name']
+    assert opt['scale'] == (4 if path.name == 'zoo_lite_x4.yml' else 8) and opt['name']
 
 
 def test_a_misspelt_type_in_a_shipped_recipe_is_caught():

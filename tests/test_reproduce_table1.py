@@ -116,3 +116,34 @@ def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp
     log = (tmp_path / 'commands.log').read_text()
     assert log.count('facesr_kd.cli.dictionary') == 1
     assert log.count('facesr_kd.train') == 7 and log.count('facesr_kd.test') == 7  # Table 1 + the lite student
+
+
+def test_terminal_table_fits_100_columns_with_delta_vs_bicubic():
+    from facesr_kd.table1 import terminal_table
+
+    nan = math.nan
+    rows = [
+        {'method': 'Bicubic', 'psnr': 16.18, 'ssim': 0.291, 'latency_ms': nan},
+        {'method': 'Teacher', 'psnr': 19.28, 'ssim': 0.595, 'latency_ms': 66.2},
+        {'method': 'A very long method name ' * 5, 'psnr': 17.0, 'ssim': 0.4, 'latency_ms': 1.25},
+    ]
+    lines = terminal_table(rows).splitlines()
+    assert max(map(len, lines)) <= 100
+    assert lines[0].split() == ['Method', 'PSNR', 'SSIM', 'Δ', 'vs', 'bicubic', 'ms/face']
+    assert lines[2].split() == ['Bicubic', '16.18', '0.291', '–', '–']
+    assert lines[3].split() == ['Teacher', '19.28', '0.595', '+3.10', '66.2']
+    assert lines[4].split()[-4:] == ['17.00', '0.400', '+0.82', '1.2'] and '…' in lines[4]
+
+
+def test_runner_keeps_stage_output_in_its_log_and_reports_a_failure(tmp_path, capsys):
+    from facesr_kd.reproduce import Runner, StageError
+
+    runner = Runner(str(tmp_path))
+    runner.run(['-c', 'print("BasicSR banner " * 3)'], 'train Teacher')
+    out = capsys.readouterr()
+    assert 'BasicSR banner' not in out.out + out.err and 'train Teacher' in out.err
+    assert 'BasicSR banner' in (tmp_path / 'logs' / 'train_Teacher.log').read_text()
+    with pytest.raises(StageError, match=r'train_bad\.log'):
+        runner.run(['-c', 'import sys; print("the cause"); sys.exit(3)'], 'train bad')
+    assert 'the cause' in capsys.readouterr().err  # the log's last lines are shown on failure
+    assert (tmp_path / 'commands.log').read_text().count('-c') == 2

@@ -1,7 +1,9 @@
 """Restore the faces of real photos (or aligned face crops) with a facesr_kd checkpoint.
 
-Detects faces with facexlib's RetinaFace, aligns each to the FFHQ template at the model's input size (32x32
-for the x8 students), super-resolves it, and pastes it back into the upscaled photo. Any checkpoint written by
+Detects faces with facexlib's RetinaFace, crops each at the input size of the model its size calls for
+(with no ``--model``: the zoo shipped in ``facesr_kd/weights``, ``facesr-kd-models`` lists it; a face larger
+than the largest model input times ``--keep-larger`` is kept, upscaled with the photo, never shrunk),
+super-resolves it, and pastes it back into the upscaled photo. Any checkpoint written by
 facesr_kd (``arch`` inside) works: the DFDNet-style students, the lightweight ``LiteFaceStudent`` ("lite",
 "tiny"), the teacher, ``FaceRCAN`` / RCAN and SRFBN; BasicSR checkpoints without ``arch`` take ``--opt``. The
 network runs in its cheapest CPU form (inference mode, spectral norms baked, channels-last where that measured
@@ -32,13 +34,12 @@ are reported with the reason and skipped; the run exits 1 when none could be res
 an output cannot be written. Two inputs never write the same result (``a.tif`` and ``a.webp`` give ``a_tif``
 and ``a_webp``).
 
-Example (offline, the staged mobilenet0.25 detector)::
+Example (offline, the staged mobilenet0.25 detector, the zoo)::
 
-    facesr-kd-infer -i ../shared/data/faces/whole -o results/whole \\
-        --model experiments/pretrained_models/DFDNetStudent_x8.pth --upscale 2 \\
+    facesr-kd-infer -i ../shared/data/faces/whole -o results/whole --upscale 2 \\
         --det-model retinaface_mobile0.25 --model-root ../shared/data/weights/facexlib --offline
 
-The lightweight student, the same way::
+A checkpoint of your own, the same way::
 
     facesr-kd-infer -i ../shared/data/faces/whole -o results/whole_lite \\
         --model experiments/lite_student_distill_x8_vggface2/models/net_g_latest.pth --upscale 2 \\
@@ -55,6 +56,9 @@ from facesr_kd.face.detection import DET_MODELS
 from facesr_kd.inference import (
     BG_UPSAMPLERS,
     BOX_SOURCES,
+    CROP_METHODS,
+    DEFAULT_CROP_METHOD,
+    DEFAULT_KEEP_LARGER,
     DEFAULT_MAX_PIXELS,
     FaceSRRestorer,
     build_bg_upsampler,
@@ -66,10 +70,9 @@ from facesr_kd.inference import (
 )
 from facesr_kd.utils.checkpoint import CheckpointError
 from facesr_kd.video import VIDEO_EXTS, check_video_output, ffmpeg_available, restore_videos, split_inputs
+from facesr_kd.zoo import resolve_model
 
 import torch
-
-DEFAULT_MODEL = 'experiments/pretrained_models/DFDNetStudent_x8.pth'
 
 
 def restorer_device(device):
@@ -87,11 +90,33 @@ def parse_args(argv=None):
     parser.add_argument('-o', '--output', default='results', help='Output folder')
     parser.add_argument(
         '--model',
-        default=DEFAULT_MODEL,
-        help='Checkpoint: a student (DFDNetStudent, LiteFaceStudent), or the teacher, FaceRCAN / RCAN, SRFBN',
+        default=None,
+        help='Default: the zoo shipped in the package (facesr-kd-models lists it), each face restored by the model '
+        'its size calls for. Or a zoo name, or a checkpoint: a student (DFDNetStudent, LiteFaceStudent), the '
+        'teacher, FaceRCAN / RCAN, SRFBN',
     )
     parser.add_argument('--opt', default=None, help='Option file for a checkpoint without an `arch` entry')
-    parser.add_argument('--scale', type=int, default=8, help='Refuse a checkpoint of another scale (0: any)')
+    parser.add_argument(
+        '--scale',
+        type=int,
+        default=0,
+        help='Refuse a checkpoint of another scale; with the zoo, use its models of that scale only (0: any)',
+    )
+    parser.add_argument(
+        '--keep-larger',
+        type=float,
+        default=None,
+        help=f'Keep (do not restore, never shrink: upscale with the photo) a face larger than the largest model '
+        f'input times this. Default: {DEFAULT_KEEP_LARGER} with zoo models, 0 (restore every face) for a '
+        '--model path',
+    )
+    parser.add_argument(
+        '--crop',
+        default=DEFAULT_CROP_METHOD,
+        choices=CROP_METHODS,
+        help='How LiteFaceStudent (zoo) faces are cropped at the model input: area / gauss = straight from the '
+        'photo, one antialiased resampling; two-step = warp to 256, then shrink (the other archs always)',
+    )
     parser.add_argument('--aligned', action='store_true', help='Inputs are aligned face crops (FFHQ-style)')
     parser.add_argument('--only-center-face', action='store_true', help='Restore only the centre face')
     parser.add_argument('--upscale', type=float, default=2, help='Upscaling of the whole photo')
@@ -160,6 +185,10 @@ def parse_args(argv=None):
         parser.error(f'--eye-dist-threshold must be 0 (keep every face) or positive, got {args.eye_dist_threshold}')
     if args.suffix and (os.sep in args.suffix or (os.altsep and os.altsep in args.suffix)):
         parser.error(f'--suffix must not contain a path separator, got {args.suffix!r}')
+    if args.keep_larger is not None and (not math.isfinite(args.keep_larger) or args.keep_larger < 0):
+        parser.error(f'--keep-larger must be 0 (restore every face) or positive, got {args.keep_larger}')
+    if args.scale < 0:
+        parser.error(f'--scale must be 0 (any) or positive, got {args.scale}')
     if args.draw_boxes and args.aligned:
         parser.error('--draw-boxes draws the detections of whole photos; --aligned inputs are not detected')
     if args.device != 'auto':
@@ -174,11 +203,11 @@ def parse_args(argv=None):
 
 def build_restorer(args):
     """The :class:`FaceSRRestorer` for ``args``; setup errors exit with their message (no traceback)."""
-    if not os.path.isfile(args.model):
-        raise SystemExit(
-            f'error: checkpoint not found: {args.model}; pass --model with a student (DFDNetStudent, LiteFaceStudent) '
-            'or teacher, RCAN, SRFBN checkpoint, e.g. experiments/<name>/models/net_g_latest.pth'
-        )
+    if args.model is not None:
+        try:
+            resolve_model(args.model)
+        except FileNotFoundError as err:
+            raise SystemExit(f'error: {err}') from err
     device = restorer_device(args.device)
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit(f'error: --device {args.device}: CUDA is not available here; use --device cpu or auto')
@@ -202,12 +231,31 @@ def build_restorer(args):
             batch_size=args.batch_size,
             half=args.half,
             color_fix=args.color_fix,
+            keep_larger=args.keep_larger,
+            crop_method=args.crop,
         )
         if restorer.needs_detector(args.aligned):
             restorer.detector  # noqa: B018  (build it now: missing weights stop the run before it starts)
     except (FileNotFoundError, CheckpointError, ImportError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
     return restorer
+
+
+def describe_restorer(restorer):
+    """One line: the models (zoo names, arch, scale, sizes), the size policy and the device."""
+    models = '; '.join(
+        (f'{m.name}: ' if m.name != m.info['type'] else '')
+        + f'{m.info["type"]} x{m.info["scale"]}, faces {m.lq_size} -> {m.out_size}'
+        + (', channels-last' if m.channels_last else '')
+        for m in restorer.models
+    )
+    source = f'zoo {restorer.zoo_root}' if restorer.from_zoo else 'checkpoint'
+    keep = (
+        f'faces over {restorer.keep_larger:g} x {max(m.lq_size for m in restorer.models)} px kept'
+        if restorer.keep_larger
+        else 'every face restored'
+    )
+    return f'{models} ({source}; {keep}) on {restorer.device}'
 
 
 def run(args):
@@ -246,12 +294,7 @@ def run(args):
     except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from err
     restorer = build_restorer(args)
-    info = restorer.info
-    print(
-        f'{info["type"]} x{info["scale"]}: faces {info["lq_size"]} -> {info["out_size"]} on {restorer.device}'
-        + (', channels-last' if restorer.channels_last else '')
-        + (f'; component boxes: {args.box_source}' if restorer.needs_boxes else '')
-    )
+    print(describe_restorer(restorer) + (f'; component boxes: {args.box_source}' if restorer.needs_boxes else ''))
     if not images:
         for path, reason in skipped.items():
             print(f'skip {path}: {reason}')

@@ -111,7 +111,14 @@ FACE_REASONS = ('too_small', 'outside', 'per_photo_cap', 'identity_cap', 'no_lan
 # Why a photo failed (journaled with status 'failed': the next run retries it).
 FAILURE_REASONS = ('write_failed',)
 # Why a file of the input folder is not taken as a photo.
-IGNORED_REASONS = ('unsupported_extension', 'broken_link', 'not_a_file', 'symlink_loop', 'unreadable_folder')
+IGNORED_REASONS = (
+    'unsupported_extension',
+    'broken_link',
+    'not_a_file',
+    'symlink_loop',
+    'duplicate_link',
+    'unreadable_folder',
+)
 # Skips a re-run looks at again: they depend on an option outside CONFIG_KEYS, and re-checking costs a header read.
 RETRIED_REASONS = ('too_large',)
 _DISK_FULL = (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC))
@@ -463,8 +470,14 @@ def _find_splits(input_dir):
 def _scan_folder(root, exclude=None):
     """Every file below ``root``: the photos, and the files not taken with the reason.
 
+    Each real folder and each real file is taken once, by its resolved path. The tree itself is walked first;
+    then the folders that symlinks lead to, unless already walked: a link to a folder walked before is not
+    followed again and is reported as ``symlink_loop`` when following links would lead back to it (a link
+    to a folder above it, or sibling folders linking to each other), else as ``duplicate_link``; a link to a
+    photo already taken is a ``duplicate_link`` too.
+
     Args:
-        root (str): Folder to walk (symlinked folders are followed, a link back to a folder being walked is not).
+        root (str): Folder to walk.
         exclude (str | None): A folder not to descend into (the output, when it lies inside the input).
 
     Returns:
@@ -473,6 +486,10 @@ def _scan_folder(root, exclude=None):
     """
     photos, ignored = [], []
     exclude = osp.realpath(exclude) if exclude else None
+    walked = {}  # real folder -> its path relative to root, as walked
+    taken = {}  # real file -> its path relative to root
+    dir_links = []  # (relative path, real folder it is in, real target)
+    file_links = []  # (full path, relative path)
 
     def rel_path(path):
         rel = osp.relpath(path, root)
@@ -481,40 +498,109 @@ def _scan_folder(root, exclude=None):
     def on_error(err):
         ignored.append((rel_path(err.filename or root), 'unreadable_folder', err.strerror or str(err)))
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
-        real = osp.realpath(dirpath)
-        kept = []
-        for d in sorted(dirnames):
-            full = osp.join(dirpath, d)
-            target = osp.realpath(full)
-            if d.startswith('.') or target == exclude:
-                continue
-            if target == real or real.startswith(target.rstrip(os.sep) + os.sep):
-                ignored.append((rel_path(full), 'symlink_loop', f'links back to {target}'))
-                continue
-            kept.append(d)
-        dirnames[:] = kept
-        for name in filenames:
-            if name.startswith('.'):
-                continue
-            full = osp.join(dirpath, name)
-            rel = rel_path(full)
-            try:
-                mode = os.stat(full).st_mode
-            except OSError as e:
+    def under(path, folder):
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    def walk(top):
+        # followlinks=False: links to folders are listed, not entered; they wait in dir_links.
+        for dirpath, dirnames, filenames in os.walk(top, onerror=on_error):
+            real = osp.realpath(dirpath)
+            walked.setdefault(real, rel_path(dirpath))
+            kept = []
+            for d in sorted(dirnames):
+                full = osp.join(dirpath, d)
+                if d.startswith('.'):
+                    continue
                 if osp.islink(full):
-                    ignored.append((rel, 'broken_link', f'points to {os.readlink(full)}, which does not exist'))
+                    target = osp.realpath(full)
+                    if target != exclude:
+                        dir_links.append((rel_path(full), real, target))
+                    continue
+                target = osp.join(real, d)
+                if target == exclude:
+                    continue
+                if target in walked:  # inside a linked folder: reached before by another way
+                    ignored.append((rel_path(full), 'duplicate_link', f'{target}, already walked as {walked[target]}/'))
+                    continue
+                kept.append(d)
+            dirnames[:] = kept
+            for name in filenames:
+                if name.startswith('.'):
+                    continue
+                full = osp.join(dirpath, name)
+                if osp.islink(full) and osp.exists(full):
+                    file_links.append((full, rel_path(full)))  # taken after every real file is known
                 else:
-                    ignored.append((rel, 'not_a_file', e.strerror or str(e)))
-                continue
-            if not S_ISREG(mode):
-                ignored.append((rel, 'not_a_file', 'not a regular file (a FIFO, socket or device)'))
-            elif not name.lower().endswith(IMAGE_EXTENSIONS):
-                ext = osp.splitext(name)[1] or 'no extension'
-                ignored.append((rel, 'unsupported_extension', f'{ext}, not one of {" ".join(IMAGE_EXTENSIONS)}'))
+                    take(full, rel_path(full), osp.join(real, name))
+
+    def take(full, rel, real_file):
+        try:
+            mode = os.stat(full).st_mode
+        except OSError as e:
+            if osp.islink(full):
+                ignored.append((rel, 'broken_link', f'points to {os.readlink(full)}, which does not exist'))
             else:
-                photos.append(rel)
+                ignored.append((rel, 'not_a_file', e.strerror or str(e)))
+            return
+        if not S_ISREG(mode):
+            ignored.append((rel, 'not_a_file', 'not a regular file (a FIFO, socket or device)'))
+        elif not osp.basename(full).lower().endswith(IMAGE_EXTENSIONS):
+            ext = osp.splitext(full)[1] or 'no extension'
+            ignored.append((rel, 'unsupported_extension', f'{ext}, not one of {" ".join(IMAGE_EXTENSIONS)}'))
+        elif real_file in taken:
+            ignored.append((rel, 'duplicate_link', f'the same file as {taken[real_file]}, taken once'))
+        else:
+            taken[real_file] = rel
+            photos.append(rel)
+
+    walk(root)
+    revisits = []
+    done = 0
+    while done < len(dir_links):  # links found in linked folders are appended and handled in turn
+        rel, parent, target = dir_links[done]
+        done += 1
+        if target in walked or under(parent, target):
+            revisits.append((rel, parent, target))
+        else:
+            walk(osp.join(root, rel))
+    for full, rel in file_links:
+        take(full, rel, osp.realpath(full))
+    looping = _links_in_loops(dir_links)
+    for rel, _, target in revisits:
+        seen = walked.get(target)
+        where = f'{seen}/' if seen not in (None, '.') else ('the input folder' if seen == '.' else target)
+        if rel in looping:
+            ignored.append(
+                (rel, 'symlink_loop', f'links to {target} ({where}), which links lead back here: walked once')
+            )
+        else:
+            ignored.append((rel, 'duplicate_link', f'links to {target}, already walked as {where}'))
     return sorted(photos), sorted(ignored)
+
+
+def _links_in_loops(links):
+    """The links (``(relative path, real folder it is in, real target)``) that following links leads back to.
+
+    Link ``a`` leads to link ``b`` when ``b`` lies inside ``a``'s target; a link is in a loop when a chain of
+    such steps comes back to it (a link inside its own target is one step).
+    """
+
+    def inside(path, folder):
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    following = {rel: [r for r, parent, _ in links if inside(parent, target)] for rel, _, target in links}
+    looping = set()
+    for start in following:
+        stack, seen = list(following[start]), set()
+        while stack:
+            rel = stack.pop()
+            if rel == start:
+                looping.add(start)
+                break
+            if rel not in seen:
+                seen.add(rel)
+                stack.extend(following[rel])
+    return looping
 
 
 def _select(photos, selection=None, start=None, end=None):

@@ -1,30 +1,33 @@
-"""The local web demo (``facesr-kd-demo``): a standard-library HTTP server and a static page.
+"""The local web demo (``facesr-kd-demo``), on Gradio (the optional ``[demo]`` extra).
 
-See :mod:`facesr_kd.demo.server`.
+See :mod:`facesr_kd.demo.app`. Importing this package does not import Gradio: :func:`build_demo` does, and says
+how to install it when it is missing.
 """
 
-from facesr_kd.demo.server import (
-    MAX_BODY_BYTES,
+from facesr_kd.demo.app import (
+    CONCURRENCY,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_QUEUE,
     UPSCALES,
     DemoApp,
-    DemoServer,
-    UploadError,
+    Refused,
+    build_demo,
     build_restorer,
-    make_server,
-    parse_multipart,
-    parse_options,
-    serve,
+    launch,
+    set_offline_env,
 )
 
 __all__ = [
-    'MAX_BODY_BYTES',
+    'CONCURRENCY',
+    'MAX_FILE_BYTES',
+    'MAX_FILES',
+    'MAX_QUEUE',
     'UPSCALES',
     'DemoApp',
-    'DemoServer',
-    'UploadError',
+    'Refused',
+    'build_demo',
     'build_restorer',
-    'make_server',
-    'parse_multipart',
-    'parse_options',
-    'serve',
+    'launch',
+    'set_offline_env',
 ]

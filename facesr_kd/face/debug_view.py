@@ -3,7 +3,9 @@
 :func:`draw_detections` takes the detections that :meth:`facesr_kd.inference.FaceSRRestorer.enhance` keeps in
 ``last_stats['detections']`` (with ``keep_rejected=True``): each a dict with ``box``, ``score``,
 ``landmarks5``, ``kept`` and, for a kept face, ``index`` (the ``<name>_<index>`` of its files), for another its
-``label`` (a short reason). Kept faces are drawn green with their five landmarks and ``#<index> <score>``;
+``label`` (a short reason). Restored faces are drawn green with their five landmarks and
+``#<index> <score> <model>`` (the model that restored the face, when the detection names one); faces kept
+unrestored because they are larger than the largest model input (``size_kept``) blue with ``kept <size>px``;
 rejected ones orange, dashed, with their reason. Lines and text grow with the photo.
 """
 
@@ -12,6 +14,7 @@ import numpy as np
 
 KEPT_COLOUR = (0, 200, 0)  # BGR
 REJECTED_COLOUR = (0, 140, 255)
+SIZE_KEPT_COLOUR = (255, 128, 0)
 # Left eye, right eye, nose, left and right mouth corner.
 LANDMARK_COLOURS = ((255, 0, 0), (0, 0, 255), (0, 255, 255), (255, 0, 255), (255, 255, 0))
 
@@ -52,7 +55,8 @@ def draw_detections(img, detections):
     Args:
         img (ndarray): (H, W, 3) uint8 BGR photo, in the pixels the detections are in.
         detections (list[dict]): ``box`` (4,), ``score``, ``landmarks5`` (5, 2), ``kept`` (bool), and ``index``
-            (kept) or ``label`` (rejected); see the module docstring.
+            and optionally ``model`` (kept) or ``label`` and optionally ``size_kept`` (not restored); see the
+            module docstring.
 
     Returns:
         ndarray: (H, W, 3) uint8 BGR.
@@ -64,7 +68,11 @@ def draw_detections(img, detections):
         if det['kept']:
             colour = KEPT_COLOUR
             cv2.rectangle(out, (x0, y0), (x1, y1), colour, t, cv2.LINE_AA)
-            text = f'#{det["index"]:02d} {det["score"]:.2f}'
+            text = f'#{det["index"]:02d} {det["score"]:.2f}' + (f' {det["model"]}' if det.get('model') else '')
+        elif det.get('size_kept'):
+            colour = SIZE_KEPT_COLOUR
+            cv2.rectangle(out, (x0, y0), (x1, y1), colour, t, cv2.LINE_AA)
+            text = det.get('label') or 'kept'
         else:
             colour = REJECTED_COLOUR
             _dashed_rectangle(out, (x0, y0), (x1, y1), colour, t)
@@ -72,6 +80,13 @@ def draw_detections(img, detections):
         radius = max(2, 2 * t)
         for (px, py), lm_colour in zip(np.asarray(det['landmarks5']), LANDMARK_COLOURS):
             centre = (int(round(px)), int(round(py)))
-            cv2.circle(out, centre, radius, lm_colour if det['kept'] else colour, cv2.FILLED, cv2.LINE_AA)
+            cv2.circle(
+                out,
+                centre,
+                radius,
+                lm_colour if det['kept'] or det.get('size_kept') else colour,
+                cv2.FILLED,
+                cv2.LINE_AA,
+            )
         _label(out, text, x0, y0, colour, t)
     return out

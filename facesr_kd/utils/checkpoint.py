@@ -13,8 +13,10 @@ checkpoint sits in ``experiments/<name>/models/``.
 Files are read with ``torch.load(..., weights_only=True)``: tensors and plain containers only, never pickled
 code. A file whose name carries a hash (``<name>-<8 to 64 hex digits>.pth``, as :mod:`facesr_kd.publish` and
 ``torch.hub`` name published weights) is checked first: the hex digits must begin the file's SHA-256, else
-the file is refused as corrupt or truncated. The network is built through BasicSR's ``ARCH_REGISTRY``
-(``import facesr_kd`` registers ours), loaded strictly, and put in eval mode.
+the file is refused as corrupt or truncated. Before anything is built, the arch options are checked against
+the sizes facesr_kd runs (:func:`check_arch_limits`) and the weights for NaN and infinite values
+(:func:`check_finite`). The network is then built through BasicSR's ``ARCH_REGISTRY`` (``import facesr_kd``
+registers ours), loaded strictly, and put in eval mode.
 """
 
 import contextlib
@@ -25,9 +27,9 @@ import os
 import re
 
 from facesr_kd.utils.files import torch_save
+from facesr_kd.utils.options import OptionError, load_option_yaml, read_option_text
 
 import torch
-import yaml
 
 # The task: 32x32 aligned faces to 256x256.
 DEFAULT_LQ_SIZE = 32
@@ -41,6 +43,27 @@ _PLAIN = (str, int, float, bool, type(None))
 # ``<anything>-<8 to 64 hex digits>.pth``: the digits after the last ``-`` begin the file's SHA-256.
 HASH_NAME_RE = re.compile(r'^.+-([0-9a-fA-F]{8,64})\.pth$')
 _HASH_CHUNK = 1 << 20
+# The sizes facesr_kd runs (issue 25). The archs take any out_size that is a multiple of 16 (DFDNet) or of the
+# scale (LiteFaceStudent), but memory and time grow with its square: 1024 took 75 s on one photo on a CPU, 4096
+# grew past 21 GB and was killed. Every int option below, present in an arch's options, must lie in its range.
+MAX_OUT_SIZE = 1024
+ARCH_INT_LIMITS = {
+    'out_size': (16, MAX_OUT_SIZE),
+    'scale': (1, 16),
+    'upscale': (1, 16),
+    'num_feat': (1, 512),
+    'feat_channels': (1, 512),
+    'num_block': (0, 64),
+    'num_group': (1, 32),
+    'num_groups': (1, 32),
+    'num_steps': (1, 16),
+    'num_atoms': (1, 4096),
+    'num_in_ch': (1, 4),
+    'num_out_ch': (1, 4),
+    'squeeze_factor': (1, 512),
+}
+# out_size must be a multiple of this for these archs (their encoder halves the size four times).
+OUT_SIZE_MULTIPLE = {'DFDNetStudent': 16, 'DFDNetTeacher': 16}
 
 
 class CheckpointError(ValueError):
@@ -60,6 +83,74 @@ def _plain_arch(arch_opt):
             )
         clean[str(key)] = value
     return clean
+
+
+def arch_type(arch_opt, source):
+    """The ``type`` of arch options, which must be a string.
+
+    Raises:
+        CheckpointError: Missing or not a string (a list, a number...), naming ``source``.
+    """
+    type_ = arch_opt.get('type') if isinstance(arch_opt, dict) else None
+    if not isinstance(type_, str) or not type_:
+        what = f'{type_!r} ({type(type_).__name__})' if type_ is not None else 'missing'
+        raise CheckpointError(
+            f'{source}: the arch `type` is {what}; it must be the name of a registered network, '
+            'e.g. LiteFaceStudent or DFDNetStudent'
+        )
+    return type_
+
+
+def check_arch_limits(arch_opt, source):
+    """Refuse arch options outside the sizes facesr_kd runs (:data:`ARCH_INT_LIMITS`), before anything is built.
+
+    Args:
+        arch_opt (dict): The ``network_g`` options, with ``type``.
+        source (str): The file they come from, named in the message.
+
+    Raises:
+        CheckpointError: A bad ``type``, a sized option that is not an integer or lies outside its range, or an
+            ``out_size`` that is not a multiple of what the arch needs.
+    """
+    type_ = arch_type(arch_opt, source)
+    for key, (low, high) in ARCH_INT_LIMITS.items():
+        if key not in arch_opt:
+            continue
+        value = arch_opt[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointError(
+                f'{source}: arch {type_} option `{key}` is {value!r} ({type(value).__name__}); it must be an integer'
+            )
+        if not low <= value <= high:
+            raise CheckpointError(
+                f'{source}: arch {type_} option `{key}` is {value}; facesr_kd runs {key} from {low} to {high} '
+                '(the time and memory of a face grow with it): this is not a network it can run'
+            )
+    multiple = OUT_SIZE_MULTIPLE.get(type_)
+    if multiple and 'out_size' in arch_opt and arch_opt['out_size'] % multiple:
+        raise CheckpointError(
+            f'{source}: arch {type_} option `out_size` is {arch_opt["out_size"]}; {type_} needs a multiple of '
+            f'{multiple}'
+        )
+
+
+def check_finite(state, source):
+    """Refuse weights that hold NaN or infinite values, naming the first such tensor (in the state's order).
+
+    Raises:
+        CheckpointError: ``source``, the tensor's name and how many of its values are NaN or infinite.
+    """
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue
+        if bool(torch.isfinite(value).all()):
+            continue
+        nan = int(torch.isnan(value).sum())
+        inf = int(torch.isinf(value).sum())
+        raise CheckpointError(
+            f'{source}: tensor `{key}` {tuple(value.shape)} holds {nan} NaN and {inf} infinite values of '
+            f'{value.numel()}: the weights are broken (a training run that diverged?); use an earlier checkpoint'
+        )
 
 
 def _cpu_state(obj):
@@ -114,9 +205,8 @@ def find_option_file(ckpt_path):
     candidates = []
     for yml in glob.glob(os.path.join(os.path.dirname(models_dir), '*.yml')):
         try:
-            with open(yml) as f:
-                opt = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError):
+            opt = load_option_yaml(read_option_text(yml), yml)
+        except (OSError, OptionError):
             continue
         if isinstance(opt, dict) and isinstance(opt.get('network_g'), dict):
             candidates.append((os.path.getmtime(yml), yml))
@@ -334,7 +424,10 @@ def arch_from_options(text, opt_path, ckpt_path, scale=None):
     Raises:
         CheckpointError: The file has no ``network_g`` section.
     """
-    opt = yaml.safe_load(text) or {}
+    try:
+        opt = load_option_yaml(text, opt_path) or {}
+    except OptionError as err:
+        raise CheckpointError(str(err)) from None
     if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
         raise CheckpointError(f'{opt_path}: has no `network_g` section to describe {ckpt_path}')
     return dict(opt['network_g']), opt.get('scale', scale)
@@ -359,8 +452,9 @@ def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect
     Raises:
         FileNotFoundError: No checkpoint.
         CheckpointError: Unreadable, corrupt or truncated file (a hash in its name that its SHA-256 does not
-            match), unknown arch, wrong type or scale, or weights that do not fit the arch; the message says what
-            the file holds.
+            match), an arch ``type`` that is not a string, sizes outside :data:`ARCH_INT_LIMITS`, NaN or
+            infinite weights, unknown arch, wrong type or scale, or weights that do not fit the arch; the message
+            says what the file holds.
     """
     import facesr_kd  # noqa: F401  (registers the archs)
 
@@ -370,14 +464,21 @@ def load_sr_network(path, opt_path=None, device='cpu', expect_scale=None, expect
     if opt_path is None and arch is None:
         opt_path = find_option_file(path)
     if opt_path is not None:
-        with open(opt_path, encoding='utf-8') as f:
-            arch, scale = arch_from_options(f.read(), opt_path, path, scale)
+        try:
+            text = read_option_text(opt_path)
+        except OptionError as err:
+            raise CheckpointError(str(err)) from None
+        arch, scale = arch_from_options(text, opt_path, path, scale)
     if arch is None:
         raise CheckpointError(
             f'{_holds(path, arch, state, key)}; it does not say which network it is: pass the '
             'option file it was trained with (--opt)'
         )
-    type_ = arch.get('type')
+    # Before anything is built: the type, the sizes (issue 25) and the weights' values.
+    source = path if opt_path is None else f'{opt_path} (describing {path})'
+    check_arch_limits(arch, source)
+    type_ = arch['type']
+    check_finite(state, path)
     if type_ not in ARCH_REGISTRY:
         raise CheckpointError(f'{_holds(path, arch, state, key)}; `{type_}` is not a registered arch')
     if expect_type is not None:

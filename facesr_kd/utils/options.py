@@ -20,6 +20,7 @@ import inspect
 import io
 import os
 import re
+import sys
 
 # YAML 1.1 (PyYAML, BasicSR's loader) reads a float without a dot, like 1e-3, as a string.
 _FLOAT_AS_STRING = re.compile(r'^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$')
@@ -120,6 +121,367 @@ class OptionError(ValueError):
 
 def _fail(opt_path, key, problem):
     raise OptionError(f'{opt_path}: `{key}`: {problem}')
+
+
+# --- Bounds on the option file itself, checked before it is parsed (issue 25). ---
+# These apply to every option file the hook sees, ours or not: the shipped files are under 10 KB and hold about
+# 200 YAML nodes, so no real option file comes near them, while past them BasicSR's parse, option dump and log
+# cost memory and time without bound (a 50 MB file: 72 s, 3.7 GB, a 56 MB log; 1.7 KB of nested aliases: 10^7
+# leaves, an 80 MB log).
+MAX_OPTION_FILE_BYTES = 1 << 20  # 1 MiB
+# Nodes that YAML aliases (``*name``) may add to a file once expanded; plain ``<<: *base`` merges add a few dozen.
+MAX_ALIAS_NODES = 10_000
+
+
+def _yaml_loader():
+    import yaml
+
+    return getattr(yaml, 'CSafeLoader', yaml.SafeLoader)  # libyaml also bounds the nesting depth
+
+
+def check_yaml_text(text, source='<options>'):
+    """Refuse YAML whose aliases expand it past :data:`MAX_ALIAS_NODES` extra nodes, or refer to themselves.
+
+    The text is composed (a node graph in which an alias is the node it names, so nothing is expanded) and the
+    nodes of the expanded document are counted on that graph.
+
+    Args:
+        text (str): The YAML text.
+        source (str): Named in the message.
+
+    Raises:
+        OptionError: Aliases that expand too far or recursively, or text that is not valid YAML.
+    """
+    import yaml
+
+    if '*' not in text:  # no alias can be there: nothing to expand
+        return
+    try:
+        root = yaml.compose(text, Loader=_yaml_loader())
+    except yaml.YAMLError as err:
+        raise OptionError(f'{source}: not a valid YAML option file: {err}') from None
+    if root is None:
+        return
+    sizes = {}  # id(node) -> nodes of its expansion
+    on_path = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _yaml_children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise OptionError(
+                f'{source}: a YAML alias (*name) refers to the anchor (&name) that contains it: the file expands '
+                'without end; write the values out instead of aliasing them.'
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _yaml_children(node) if id(c) not in sizes)
+    added = sizes[id(root)] - len(sizes)
+    if added > MAX_ALIAS_NODES:
+        raise OptionError(
+            f'{source}: refused: its YAML aliases (*name) expand {len(sizes)} nodes to {sizes[id(root)]} '
+            f'("billion laughs"); option files may add at most {MAX_ALIAS_NODES} nodes through aliases: write '
+            'the values out, or alias fewer of them.'
+        )
+
+
+def _yaml_children(node):
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def read_option_text(path):
+    """The text of an option file, refused above :data:`MAX_OPTION_FILE_BYTES` (before it is read) or when its
+    YAML aliases expand too far (:func:`check_yaml_text`).
+
+    Raises:
+        OSError: The file cannot be read.
+        OptionError: Too large, an alias bomb, or not UTF-8 text.
+    """
+    size = os.path.getsize(path)
+    if size > MAX_OPTION_FILE_BYTES:
+        raise OptionError(
+            f'{path}: refused: {size} bytes; option files may be at most {MAX_OPTION_FILE_BYTES} bytes (1 MiB, the '
+            'shipped ones are under 10 KB). Is it an option file?'
+        )
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read(MAX_OPTION_FILE_BYTES + 1)
+    except UnicodeDecodeError as err:
+        raise OptionError(f'{path}: not a UTF-8 text file ({err.reason} at byte {err.start})') from None
+    if len(text.encode('utf-8')) > MAX_OPTION_FILE_BYTES:  # it grew after the size was read
+        raise OptionError(f'{path}: refused: over {MAX_OPTION_FILE_BYTES} bytes (1 MiB)')
+    check_yaml_text(text, path)
+    return text
+
+
+def load_option_yaml(text, source='<options>'):
+    """Parse option-file text with the safe loader, after :func:`check_yaml_text` (mappings are plain dicts).
+
+    Raises:
+        OptionError: An alias bomb, or text that is not valid YAML or builds Python objects.
+    """
+    import yaml
+
+    check_yaml_text(text, source)
+    try:
+        return yaml.load(text, Loader=_yaml_loader())
+    except yaml.constructor.ConstructorError as err:
+        raise OptionError(
+            f"{source}: refused: {err}. Option files are read with YAML's safe loader: tags that build Python "
+            'objects (such as !!python/...) are not allowed; write plain values.'
+        ) from None
+    except yaml.YAMLError as err:
+        raise OptionError(f'{source}: not a valid YAML option file: {err}') from None
+
+
+def load_option_file(path):
+    """:func:`load_option_yaml` of :func:`read_option_text`: an option file read within the bounds above."""
+    return load_option_yaml(read_option_text(path), path)
+
+
+def check_name(opt_path, name, key='name'):
+    """Refuse an experiment ``name`` that is not one plain path component.
+
+    BasicSR makes ``experiments/<name>``, ``results/<name>`` and ``tb_logger/<name>`` and first renames an
+    existing folder of that path to ``<name>_archived_<time>``: ``name: ../../dir`` or an absolute path would
+    rename and write folders outside ``experiments/``. This is refused for every option file, also those that
+    do not use facesr_kd (stock BasicSR would run them), because what it does is never what was meant.
+
+    Raises:
+        OptionError: Not a string, empty, ``.``/``..``, or holding ``/``, ``\\``, a NUL or a line break.
+    """
+    if not isinstance(name, str):
+        _fail(opt_path, key, f'is {name!r} ({type(name).__name__}); the experiment name must be a string.')
+    bad = [c for c in ('/', '\\', '\0', '\n', '\r') if c in name]
+    if not name.strip() or name in ('.', '..') or bad or os.path.isabs(name):
+        _fail(
+            opt_path,
+            key,
+            f'is {name!r}; the experiment name must be one folder name (no /, \\, .., NUL or absolute path): '
+            'BasicSR makes experiments/<name> and renames an existing folder of that path.',
+        )
+
+
+def _mapping(opt_path, key, value, what='a mapping'):
+    if not isinstance(value, dict):
+        _fail(opt_path, key, f'is {value!r} ({type(value).__name__}); it must be {what}.')
+
+
+def check_basicsr_structure(opt, opt_path='<options>'):
+    """What BasicSR's ``parse_options`` needs of the file as read, checked before it runs, for any file.
+
+    Only what stock BasicSR's parse would stop on with a traceback is refused here, plus a ``name`` that is not
+    one folder name (:func:`check_name`); anything else is left to :func:`check_options` (our files),
+    :func:`check_pipeline_sections` or BasicSR.
+
+    Raises:
+        OptionError: Naming the file and the key.
+    """
+    if not isinstance(opt, dict):
+        raise OptionError(f'{opt_path}: holds a {type(opt).__name__}, not a mapping of options.')
+    if 'name' not in opt:
+        _fail(opt_path, 'name', 'required key is missing.')
+    check_name(opt_path, opt['name'])
+    if 'datasets' not in opt:
+        _fail(opt_path, 'datasets', 'required key is missing.')
+    _mapping(opt_path, 'datasets', opt['datasets'], 'a mapping of phases (`train`, `val*`, `test*`) to datasets')
+    for phase, ds_opt in opt['datasets'].items():
+        _mapping(opt_path, f'datasets.{phase}', ds_opt, 'a mapping with a `type`')
+        for k in ('dataroot_gt', 'dataroot_lq'):
+            if ds_opt.get(k) is not None and not isinstance(ds_opt[k], str):
+                _fail(opt_path, f'datasets.{phase}.{k}', f'is {ds_opt[k]!r}; it must be a folder path (a string).')
+    if 'path' not in opt:
+        _fail(opt_path, 'path', 'required key is missing (BasicSR reads it); add `path: {}`.')
+    _mapping(opt_path, 'path', opt['path'])
+    for k, v in opt['path'].items():
+        if v is not None and ('resume_state' in k or 'pretrain_network' in k) and not isinstance(v, str):
+            _fail(opt_path, f'path.{k}', f'is {v!r}; it must be a file path (a string) or ~.')
+    if 'num_gpu' not in opt:
+        _fail(opt_path, 'num_gpu', 'required key is missing; give a number of GPUs (0: the CPU) or auto.')
+    num_gpu = opt['num_gpu']
+    if num_gpu != 'auto' and (isinstance(num_gpu, bool) or not isinstance(num_gpu, int) or num_gpu < 0):
+        _fail(opt_path, 'num_gpu', f'is {num_gpu!r}; give a number of GPUs (0: the CPU) or auto.')
+    seed = opt.get('manual_seed')
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        _fail(opt_path, 'manual_seed', f'is {seed!r}; it must be an integer (or ~ for a random seed).')
+
+
+def check_pipeline_sections(opt, opt_path='<options>', is_train=True):
+    """The sections BasicSR's ``train_pipeline`` reads right after it makes ``experiments/<name>/``, for any file.
+
+    Run after :func:`check_options`, whose messages about our files say more.
+
+    Raises:
+        OptionError: ``logger`` missing (training) or not a mapping, ``train`` or ``val`` not a mapping.
+    """
+    if is_train:
+        if 'logger' not in opt:
+            _fail(opt_path, 'logger', 'required key is missing for training; add `logger: {print_freq: 100}`.')
+        _mapping(opt_path, 'logger', opt['logger'])
+        if 'train' in opt:
+            _mapping(opt_path, 'train', opt['train'])
+    if opt.get('val') is not None:
+        _mapping(opt_path, 'val', opt['val'])
+
+
+# --- Types of the settings of our files (issue 25): nonsense is refused by name before any folder is made. ---
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_KINDS = {
+    'int': (_is_int, 'an integer'),
+    'number': (_is_number, 'a number'),
+    'bool': (lambda v: isinstance(v, bool), 'true or false'),
+    'str': (lambda v: isinstance(v, str), 'a string'),
+    'str?': (lambda v: v is None or isinstance(v, str), 'a string or ~'),
+    'ints': (lambda v: isinstance(v, (list, tuple)) and all(_is_int(x) for x in v), 'a list of integers'),
+    'numbers': (lambda v: isinstance(v, (list, tuple)) and all(_is_number(x) for x in v), 'a list of numbers'),
+    'map': (lambda v: isinstance(v, dict), 'a mapping'),
+    'map?': (lambda v: v is None or isinstance(v, dict), 'a mapping or ~'),
+}
+# Settings whose type BasicSR or our code relies on (section -> key -> kind); absent keys are not checked.
+SETTING_KINDS = {
+    '': {'model_type': 'str', 'scale': 'int', 'train': 'map?', 'val': 'map?', 'logger': 'map?', 'path': 'map'},
+    'dataset': {
+        'name': 'str',
+        'type': 'str',
+        'io_backend': 'map',
+        'meta_info_file': 'str?',
+        'filename_tmpl': 'str',
+        'gt_size': 'int',
+        'use_hflip': 'bool',
+        'use_flip': 'bool',
+        'use_rot': 'bool',
+        'mean': 'numbers',
+        'std': 'numbers',
+        'num_worker_per_gpu': 'int',
+        'batch_size_per_gpu': 'int',
+        'dataset_enlarge_ratio': 'int',
+        'prefetch_mode': 'str?',
+        'pin_memory': 'bool',
+        'persistent_workers': 'bool',
+    },
+    'train': {
+        'ema_decay': 'number',
+        'total_iter': 'number',  # BasicSR takes int() of these: !!float 1e5 runs
+        'warmup_iter': 'number',
+        'net_d_iters': 'number',
+        'net_d_init_iters': 'number',
+        'use_grad_clip': 'bool',
+        'grad_clip': 'number',
+        'save_teacher': 'bool',
+        'distill': 'map?',
+        'scheduler': 'map',
+    },
+    'scheduler': {
+        'type': 'str',
+        'milestones': 'ints',
+        'gamma': 'number',
+        'restarts': 'ints',
+        'restart_weights': 'numbers',
+        'periods': 'ints',
+        'eta_min': 'number',
+    },
+    'val': {'val_freq': 'number', 'save_img': 'bool', 'metrics': 'map?', 'pbar': 'bool', 'suffix': 'str?'},
+    'logger': {'print_freq': 'number', 'save_checkpoint_freq': 'number', 'use_tb_logger': 'bool', 'wandb': 'map?'},
+}
+
+
+def _check_kinds(opt_path, section, values, kinds):
+    for key, kind in kinds.items():
+        if key in values:
+            ok, what = _KINDS[kind]
+            if not ok(values[key]):
+                v = values[key]
+                _fail(opt_path, f'{section}{key}', f'is {v!r} ({type(v).__name__}); it must be {what}.')
+
+
+def _check_arg_types(opt_path, key, target, kwargs, ours):
+    """Keyword arguments against the types of their defaults: a string where a number is due, and so on.
+
+    A bool default takes a bool, a number default a number (an integer one an integer when ``ours``: our
+    networks take widths and sizes), a string default a string, a tuple or list default a list; a None default
+    anything.
+    """
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return
+    for name, value in kwargs.items():
+        param = params.get(name)
+        if param is None or param.default is inspect.Parameter.empty or param.default is None:
+            continue
+        default = param.default
+        if isinstance(default, bool):
+            kind = 'bool'
+        elif isinstance(default, int) and ours:
+            kind = 'int'
+        elif isinstance(default, (int, float)):
+            kind = 'number'
+        elif isinstance(default, str):
+            kind = 'str'
+        elif isinstance(default, (tuple, list)):
+            ok = isinstance(value, (list, tuple))
+            if not ok:
+                _fail(opt_path, f'{key}.{name}', f'is {value!r} ({type(value).__name__}); it must be a list.')
+            continue
+        else:
+            continue
+        ok, what = _KINDS[kind]
+        if not ok(value):
+            _fail(opt_path, f'{key}.{name}', f'is {value!r} ({type(value).__name__}); it must be {what}.')
+
+
+def check_setting_types(opt, opt_path='<options>'):
+    """The sections and typed settings of an option file of ours (:data:`SETTING_KINDS`), before anything else.
+
+    Raises:
+        OptionError: The first setting of the wrong type, naming the file, the key and the type it takes.
+    """
+    _check_kinds(opt_path, '', opt, SETTING_KINDS[''])
+    for phase, ds_opt in opt['datasets'].items():
+        _mapping(opt_path, f'datasets.{phase}', ds_opt, 'a mapping with a `type`')
+        _check_kinds(opt_path, f'datasets.{phase}.', ds_opt, SETTING_KINDS['dataset'])
+    for key, net_opt in opt.items():
+        if key.startswith('network_'):
+            _mapping(opt_path, key, net_opt, 'a mapping with a `type`')
+    train_opt = opt.get('train') or {}
+    _check_kinds(opt_path, 'train.', train_opt, SETTING_KINDS['train'])
+    for k, v in train_opt.items():
+        if k.endswith('_opt') or k.startswith('optim_'):
+            _mapping(opt_path, f'train.{k}', v, 'a mapping with a `type`')
+    if isinstance(train_opt.get('scheduler'), dict):
+        _check_kinds(opt_path, 'train.scheduler.', train_opt['scheduler'], SETTING_KINDS['scheduler'])
+    val_opt = opt.get('val') or {}
+    _check_kinds(opt_path, 'val.', val_opt, SETTING_KINDS['val'])
+    for name, m_opt in (val_opt.get('metrics') or {}).items():
+        _mapping(opt_path, f'val.metrics.{name}', m_opt, 'a mapping with a `type`')
+    _check_kinds(opt_path, 'logger.', opt.get('logger') or {}, SETTING_KINDS['logger'])
+    for k, v in (opt.get('path') or {}).items():
+        if k.startswith('strict_load_') and not isinstance(v, bool):
+            _fail(opt_path, f'path.{k}', f'is {v!r}; it must be true or false.')
+        if k.startswith('param_key_') and not isinstance(v, str):
+            _fail(opt_path, f'path.{k}', f'is {v!r}; it must be a key such as params or params_ema.')
 
 
 def lookup(registry, name):
@@ -291,6 +653,7 @@ def _check_optimizer(opt_path, key, optim_opt, model_cls):
         )
     kwargs = {k: v for k, v in optim_opt.items() if k != 'type'}
     _check_kwargs(opt_path, key, cls, kwargs, ignore=('params',), aliases=OPTIM_ALIASES)
+    _check_arg_types(opt_path, key, cls, kwargs, ours=False)
     if 'lr' not in kwargs:
         _fail(
             opt_path, f'{key}.lr', 'missing: BasicSR hands the learning rate to the optimiser; add `lr: !!float 1e-4`.'
@@ -400,6 +763,7 @@ def check_options(opt, opt_path='<options>', check_paths=True):
     if not isinstance(opt['datasets'], dict):
         _fail(opt_path, 'datasets', 'must be a mapping of phases (`train`, `val*`, `test*`) to datasets.')
     _check_numbers(opt_path, opt)
+    check_setting_types(opt, opt_path)
     model_cls = _resolve(opt_path, 'model_type', model_registry, opt['model_type'])
     our_model = is_ours(model_cls)
     is_train = opt.get('is_train', True)
@@ -425,7 +789,9 @@ def check_options(opt, opt_path='<options>', check_paths=True):
         arch = _resolve(opt_path, key, arch_registry, net_opt.get('type'))
         archs[key] = arch
         if our_model or is_ours(arch):
-            _check_kwargs(opt_path, key, arch, {k: v for k, v in net_opt.items() if k != 'type'})
+            net_kwargs = {k: v for k, v in net_opt.items() if k != 'type'}
+            _check_kwargs(opt_path, key, arch, net_kwargs)
+            _check_arg_types(opt_path, key, arch, net_kwargs, ours=is_ours(arch))
         if check_paths and is_ours(arch):
             _check_dictionary_file(opt_path, key, net_opt, arch)
 
@@ -477,7 +843,9 @@ def check_options(opt, opt_path='<options>', check_paths=True):
                 loss = lookup(loss_registry, v.get('type'))
                 if our_model or is_ours(loss):
                     loss = _resolve(opt_path, f'train.{k}', loss_registry, v.get('type'))
-                    _check_kwargs(opt_path, f'train.{k}', loss, {kk: vv for kk, vv in v.items() if kk != 'type'})
+                    loss_kwargs = {kk: vv for kk, vv in v.items() if kk != 'type'}
+                    _check_kwargs(opt_path, f'train.{k}', loss, loss_kwargs)
+                    _check_arg_types(opt_path, f'train.{k}', loss, loss_kwargs, ours=False)
             elif (our_model and k.startswith('optim_')) or k == 'optim_g':
                 _check_optimizer(opt_path, f'train.{k}', v, model_cls)
             elif our_model and not k.endswith('_opt'):
@@ -487,7 +855,7 @@ def check_options(opt, opt_path='<options>', check_paths=True):
             if model_check is not None:
                 try:
                     model_check(opt)
-                except ValueError as err:
+                except (ValueError, TypeError) as err:
                     _fail(opt_path, 'train', str(err))
             scheduler = (train_opt.get('scheduler') or {}).get('type')
             if scheduler is not None and scheduler not in SCHEDULERS:
@@ -503,13 +871,9 @@ def check_options(opt, opt_path='<options>', check_paths=True):
             if not isinstance(m_opt, dict):
                 _fail(opt_path, f'val.metrics.{name}', 'must be a mapping with a `type`.')
             metric = _resolve(opt_path, f'val.metrics.{name}', metric_registry, m_opt.get('type'))
-            _check_kwargs(
-                opt_path,
-                f'val.metrics.{name}',
-                metric,
-                {k: v for k, v in m_opt.items() if k not in ('type', 'better')},
-                ignore=('img', 'img2'),
-            )
+            metric_kwargs = {k: v for k, v in m_opt.items() if k not in ('type', 'better')}
+            _check_kwargs(opt_path, f'val.metrics.{name}', metric, metric_kwargs, ignore=('img', 'img2'))
+            _check_arg_types(opt_path, f'val.metrics.{name}', metric, metric_kwargs, ours=False)
     logger_opt = opt.get('logger')
     if isinstance(logger_opt, dict):
         if our_model:
@@ -548,9 +912,17 @@ def install_option_check():
     original = basicsr_options.parse_options
 
     def parse_options(root_path, is_train=True):
+        from facesr_kd.compat import _option_args
+
+        opt_path, _ = _option_args(sys.argv[1:])
+        if opt_path is not None and os.path.isfile(opt_path):
+            # Before BasicSR parses it: the size and alias bounds, then what its parse and the folders need.
+            check_basicsr_structure(load_option_file(opt_path), opt_path)
         opt, args = original(root_path, is_train=is_train)
+        check_name(args.opt, opt.get('name'))  # again: --force_yml and --debug change it
         if uses_facesr_kd(opt):
             check_options(normalize_options(opt), args.opt)
+        check_pipeline_sections(opt, args.opt, is_train=is_train)
         return opt, args
 
     parse_options.checks_options = True

@@ -1,0 +1,143 @@
+"""Face-size-aware restoration: which model each face gets, or whether it is kept (facesr_kd.inference).
+
+Faces are synthetic: five landmarks on the FFHQ template, scaled to a chosen native size and placed in a smooth
+random image, passed to ``FaceSRRestorer.enhance(faces=...)`` so no detector runs. The zoo is tests/zoo_helpers.py's:
+tiny LiteFaceStudents with RANDOM weights (16 -> 128 x8 and 32 -> 128 x4); with ``perturb=False`` each outputs the
+bicubic of its input, so a restored face region must match the bicubic-upscaled photo (the pipeline alone).
+"""
+
+import facesr_kd  # noqa: F401  (registers the archs)
+from facesr_kd.face import align, debug_view
+from facesr_kd.inference import (
+    DEFAULT_KEEP_LARGER,
+    FaceSRRestorer,
+    choose_model,
+    crop_face,
+    lq_affine,
+    native_face_size,
+)
+
+import cv2
+import numpy as np
+import pytest
+
+from .zoo_helpers import make_tiny_zoo
+
+
+def landmarks(native, centre, angle=0.0):
+    """Five template landmarks of a face whose aligned crop has side ``native`` in the photo, rotated by ``angle``."""
+    pts = align.face_template(native) - native / 2
+    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+    return pts @ np.array([[c, s], [-s, c]]) + np.asarray(centre, np.float64)
+
+
+def face(native, centre, angle=0.0):
+    lm = landmarks(native, centre, angle)
+    half = native / 2
+    box = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
+    return {'landmarks5': lm, 'box': box, 'score': 0.99}
+
+
+def smooth_photo(h=240, w=320, seed=0):
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (h // 8, w // 8, 3)).astype(np.float32)
+    return np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def bicubic_zoo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('bicubic_zoo')
+    make_tiny_zoo(str(folder), perturb=False)
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ('native', 'expected'),
+    [(10, 0), (16, 0), (16.5, 1), (32, 1), (40, 1), (40.5, None), (300, None)],
+)
+def test_choose_model_smallest_input_at_least_the_face_else_kept(native, expected):
+    assert choose_model(native, [16, 32], keep_larger=DEFAULT_KEEP_LARGER) == expected
+
+
+def test_choose_model_without_margin_restores_every_face():
+    assert choose_model(1000, [32, 64], keep_larger=0) == 1 and choose_model(1000, [64], keep_larger=None) == 0
+    assert choose_model(50, [64, 32], keep_larger=1.25) == 0  # any order of the inputs
+    with pytest.raises(ValueError):
+        choose_model(10, [])
+
+
+@pytest.mark.parametrize('native', [12, 30, 64, 200])
+@pytest.mark.parametrize('angle', [0, 25])
+def test_native_face_size_from_landmarks(native, angle):
+    affine = align.estimate_affine(landmarks(native, (300, 200), angle), 256)
+    assert native_face_size(affine, 256) == pytest.approx(native, rel=1e-3)
+    assert native_face_size(align.estimate_affine(landmarks(native, (300, 200), angle), 512), 512) == pytest.approx(
+        native, rel=1e-3
+    )
+
+
+def test_restorer_sends_each_face_to_its_model_and_keeps_large_ones(bicubic_zoo):
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=2, device='cpu', color_fix='none')
+    img = smooth_photo()
+    faces = [face(12, (40, 40)), face(24, (110, 50), 10), face(36, (200, 60)), face(80, (160, 160))]
+    cropped, restored, out = r.enhance(img, faces=faces)
+    stats = r.last_stats
+    assert stats['by_model'] == {'lite-x8': 1, 'lite-x4': 2}
+    assert [d['model'] for d in stats['detections']] == ['lite-x8', 'lite-x4', 'lite-x4']
+    assert [c.shape[:2] for c in cropped] == [(16, 16), (32, 32), (32, 32)]  # cropped at the model's input side
+    assert all(f.shape == (128, 128, 3) for f in restored)
+    [large] = stats['kept_large']
+    assert large['native_size'] == pytest.approx(80, rel=1e-3) and 'kept' in large['reason']
+    # The kept face is the plain bicubic upscale of the photo: not shrunk, not restored.
+    bic = cv2.resize(img, (640, 480), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(out[260:380, 260:380], bic[260:380, 260:380])
+    # Every face restored with the margin off.
+    r.keep_larger = 0
+    r.enhance(img, faces=faces)
+    assert r.last_stats['by_model'] == {'lite-x8': 1, 'lite-x4': 3} and r.last_stats['kept_large'] == []
+
+
+def test_a_path_model_restores_every_face_unless_told(bicubic_zoo):
+    path = next(m.path for m in __import__('facesr_kd.zoo', fromlist=['x']).list_models(bicubic_zoo))
+    r = FaceSRRestorer(model_path=path, device='cpu', upscale=2)
+    assert not r.from_zoo and r.keep_larger == 0
+    r.enhance(smooth_photo(), faces=[face(80, (160, 120))], paste_back=False)
+    assert r.last_stats['faces'] == 1
+    kept = FaceSRRestorer(model_path=path, device='cpu', upscale=2, keep_larger=1.25)
+    kept.enhance(smooth_photo(), faces=[face(80, (160, 120))], paste_back=False)
+    assert kept.last_stats['faces'] == 0 and len(kept.last_stats['kept_large']) == 1
+
+
+@pytest.mark.parametrize('method', ['gauss', 'area', 'two-step'])
+def test_pipeline_of_a_bicubic_model_reproduces_the_bicubic_photo(bicubic_zoo, method):
+    """A bicubic "model" restoring faces cropped at its input and pasted back gives nearly the bicubic photo:
+    crop (one antialiased resampling, corner-aligned as the training LR) and paste (centred) line up."""
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=4, device='cpu', color_fix='none', crop_method=method)
+    img = smooth_photo(seed=1)
+    _, _, out = r.enhance(img, faces=[face(28, (150, 120), 15)])
+    bic = cv2.resize(img, (1280, 960), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    region = (slice(4 * 120 - 30, 4 * 120 + 30), slice(4 * 150 - 30, 4 * 150 + 30))
+    mse = np.mean((out[region].astype(np.float64) - bic[region]) ** 2)
+    psnr = 10 * np.log10(255**2 / mse)
+    assert psnr > {'gauss': 38, 'area': 33, 'two-step': 30}[method], f'{method}: {psnr:.1f} dB'
+
+
+def test_crop_face_shrinks_with_antialiasing():
+    """A fine checkerboard cropped at a quarter of its size averages to gray (no aliasing), both methods."""
+    img = (np.indices((400, 400)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, 2)
+    affine = lq_affine(align.estimate_affine(landmarks(256, (200, 200)), 256), 256, 64)
+    for method in ('gauss', 'area'):
+        crop = crop_face(img, affine, 64, method).astype(np.float64)
+        assert abs(crop.mean() - 127.5) < 6 and crop.std() < 12, method
+
+
+def test_debug_view_shows_the_model_and_kept_faces():
+    img = np.zeros((200, 300, 3), np.uint8)
+    dets = [
+        {**face(40, (60, 60)), 'kept': True, 'index': 0, 'model': 'lite-x4'},
+        {**face(120, (200, 100)), 'kept': False, 'size_kept': True, 'label': 'kept 120px'},
+    ]
+    out = debug_view.draw_detections(img, dets)
+    colours = {tuple(c) for c in out.reshape(-1, 3)}
+    assert debug_view.KEPT_COLOUR in colours and debug_view.SIZE_KEPT_COLOUR in colours
+    assert debug_view.REJECTED_COLOUR not in colours
