@@ -425,12 +425,11 @@ def ordered_safe_loader():
 
 @_once
 def safe_option_yaml():
-    from facesr_kd.utils.options import OptionError
+    from facesr_kd.utils.options import yaml_errors
 
     import basicsr.test
     import basicsr.train
     import basicsr.utils.options as options
-    import yaml
 
     loader, dumper = ordered_safe_loader(), options.ordered_yaml()[1]
     original_parse = options.parse_options
@@ -446,15 +445,8 @@ def safe_option_yaml():
         opt_path, entries = _option_args(sys.argv[1:])
         for entry in entries:
             check_force_yml(entry, opt_path)
-        try:
+        with yaml_errors(opt_path):
             return original_parse(root_path, is_train=is_train)
-        except yaml.constructor.ConstructorError as err:
-            raise OptionError(
-                f"{opt_path}: refused: {err}. Option files are read with YAML's safe loader: tags that build "
-                'Python objects (such as !!python/...) are not allowed; write plain values.'
-            ) from None
-        except yaml.YAMLError as err:
-            raise OptionError(f'{opt_path}: not a valid YAML option file: {err}') from None
 
     options.ordered_yaml = ordered_yaml
     options._postprocess_yml_value = _postprocess_yml_value

@@ -236,8 +236,17 @@ def load_option_yaml(text, source='<options>'):
     import yaml
 
     check_yaml_text(text, source)
-    try:
+    with yaml_errors(source):
         return yaml.load(text, Loader=_yaml_loader())
+
+
+@contextlib.contextmanager
+def yaml_errors(source):
+    """Turn YAML errors raised inside the block into one-line ``OptionError``s naming ``source``."""
+    import yaml
+
+    try:
+        yield
     except yaml.constructor.ConstructorError as err:
         raise OptionError(
             f"{source}: refused: {err}. Option files are read with YAML's safe loader: tags that build Python "
