@@ -184,7 +184,9 @@ def test_inference_cli_whole_photo_with_lite_checkpoint(tmp_path, shared_data, l
     photo = shared_data / 'faces' / 'whole' / 'codeformer_00.jpg'
     args = cli.parse_args(['-i', str(photo), '-o', str(tmp_path), '--model', lite_ckpt, '--upscale', '2', *DET_ARGS])
     summary = cli.run(args)
-    assert 'LiteFaceStudent x8: faces 32 -> 256 on cpu, channels-last' in capsys.readouterr().out
+    assert 'LiteFaceStudent x8, faces 32 -> 256, channels-last (checkpoint; every face restored) on cpu' in (
+        capsys.readouterr().out
+    )
     assert summary['faces'] == {str(photo): 4} and not summary['skipped']
     cropped = sorted(os.listdir(tmp_path / 'cropped_faces'))
     restored = sorted(os.listdir(tmp_path / 'restored_faces'))
