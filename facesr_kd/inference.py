@@ -111,7 +111,7 @@ DEFAULT_KEEP_LARGER = 1.25
 # 32->256, lite-x4 64->256: an untrained one outputs the bicubic of its input, so this measures the crop / paste
 # pipeline alone), --color-fix none, mean face-region PSNR gain over bicubic of the small photo, x4 / x8:
 #   two-step -1.86 / -1.51 dB; area -1.77 / -1.28; gauss -1.02 / -0.46 (old paste);
-#   with the centred paste (FaceSRRestorer._paste): area -1.33 / -1.18; gauss -0.23 / -0.30 dB.
+#   with the paste mapping pixel centres onto centres (now paste_face's): area -1.33 / -1.18; gauss -0.23 / -0.30.
 # So 'gauss' is the default.
 CROP_METHODS = ('gauss', 'area', 'two-step')
 DEFAULT_CROP_METHOD = 'gauss'
@@ -653,9 +653,8 @@ class FaceSRRestorer:
         pasted = self._fix_colours(lqs, restored, stats)
         t0 = time.perf_counter()
         out = self.upscale_background(bgr)
-        direct = {m.name: m.direct_crop and self.crop_method != 'two-step' for m in self.models}
         for face, det in zip(pasted, kept):
-            self._paste(out, face, det['affine'], centred=direct[det['model']])
+            self._paste(out, face, det['affine'])
         if alpha is not None:
             alpha_up = self._resize(alpha, out.shape[1], out.shape[0])
             out = np.concatenate([out, alpha_up[..., None].astype(out.dtype)], axis=2)
@@ -861,21 +860,15 @@ class FaceSRRestorer:
             out = cv2.resize(out, (ow, oh), interpolation=cv2.INTER_CUBIC)
         return out.astype(bgr.dtype)
 
-    def _paste(self, out, face, affine, centred=False):
-        """Blend one restored face into ``out`` in place, working only within the face's footprint (``affine``:
-        photo -> that face's pixels).
-
-        ``centred``: correct :func:`facesr_kd.face.align.paste_face`'s half-pixel offset (it maps photo pixel ``p``
-        to output ``(p + 0.5) * s``, facexlib's convention, where pixel centres map to ``(p + 0.5) * s - 0.5``).
-        On the photo benchmark with a random-weight zoo (the pipeline alone) this is worth +0.76 dB at x4 and
-        +0.16 dB at x8 (docs/photo_benchmark.md); the two-step path of the other archs keeps the old paste.
-        """
+    def _paste(self, out, face, affine):
+        """Blend one restored face into ``out`` in place (:func:`facesr_kd.face.align.paste_face`), working only
+        within the face's footprint (``affine``: photo -> that face's pixels)."""
         h_up, w_up = out.shape[:2]
         s = self.upscale
         size = face.shape[0]
         inverse = cv2.invertAffineTransform(affine)
         corners = align.transform_points([[0, 0], [size, 0], [0, size], [size, size]], inverse)
-        corners = corners * s + 0.5 * s
+        corners = corners * s + 0.5 * (s - 1)
         x0, y0 = np.floor(corners.min(0)).astype(int) - 4
         x1, y1 = np.ceil(corners.max(0)).astype(int) + 4
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w_up), min(y1, h_up)
@@ -884,8 +877,6 @@ class FaceSRRestorer:
         # Shift the photo -> face map so that the region's origin (x0, y0) / s in photo pixels becomes 0.
         roi_affine = affine.copy()
         roi_affine[:, 2] += affine[:, :2] @ np.array([x0 / s, y0 / s])
-        if centred and s > 1:  # paste_face's map shifted by half an output pixel: pixel centres onto centres
-            roi_affine[:, 2] += affine[:, :2] @ np.array([0.5 / s, 0.5 / s])
         region = out[y0:y1, x0:x1]
         out[y0:y1, x0:x1] = align.paste_face(region, face, roi_affine, s)
 

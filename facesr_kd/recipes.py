@@ -167,8 +167,12 @@ def options_dir():
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'options')
 
 
-# The model zoo's recipes (options/zoo_*.yml): zoo name -> option file.
-ZOO_RECIPES = {'lite-x8': 'zoo_lite_x8.yml', 'lite-x4': 'zoo_lite_x4.yml'}
+# The model zoo's recipes (options/zoo_*.yml): zoo name -> its training stages' option files, in order (each
+# later stage fine-tunes the one before it: ``path: pretrain_network_g`` names that stage's net_g_latest.pth).
+ZOO_RECIPES = {
+    'lite-x8': ('zoo_lite_x8.yml', 'zoo_lite_x8_ft.yml'),
+    'lite-x4': ('zoo_lite_x4.yml', 'zoo_lite_x4_ft.yml'),
+}
 
 
 def shipped_option_files():

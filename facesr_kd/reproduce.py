@@ -45,6 +45,7 @@ from facesr_kd.recipes import (
     make_train_options,
     write_yaml,
 )
+from facesr_kd.utils.entry import TEST_DONE_MARK
 
 import cv2
 import numpy as np
@@ -116,6 +117,8 @@ class StageError(RuntimeError):
 
 # BasicSR's training log line: ``[train..][epoch:  0, iter:     120, lr:(...)]``.
 _ITER_RE = re.compile(r'\biter:\s*([\d,]+)')
+# ``facesr_kd.test`` with several option files, after each one: ``facesr_kd.test: done 2/7 <file>``.
+_TEST_DONE_RE = re.compile(re.escape(TEST_DONE_MARK) + r' (\d+)/')
 # One line per stage: what it is, a bar, the count and the elapsed time, within 100 columns.
 BAR_FORMAT = '{desc:<34}{percentage:3.0f}%|{bar:25}| {n_fmt:>6}/{total_fmt:<6} [{elapsed}]'
 
@@ -159,8 +162,15 @@ class Runner:
         self.log_dir = os.path.join(work_dir, 'logs')
         self.dry_run = dry_run
 
-    def run(self, args, stage):
+    def run(self, args, stage, total=None, progress=None):
         """Run ``python args...`` as stage ``stage``.
+
+        Args:
+            args (list): The arguments after ``python``.
+            stage (str): Its name on the progress line and in the log's file name.
+            total (int | None): Steps of the bar (default: a training command's ``total_iter``, else one).
+            progress (re.Pattern | None): Output lines that report the step reached in group 1 (default:
+                BasicSR's ``iter:`` log lines).
 
         Raises:
             StageError: The command exited non-zero (the message names its log and how to resume).
@@ -174,7 +184,8 @@ class Runner:
             return
         os.makedirs(self.log_dir, exist_ok=True)
         log_path = os.path.join(self.log_dir, f'{_slug(stage)}.log')
-        total = _train_iters(args)
+        total = total or _train_iters(args)
+        progress = progress or _ITER_RE
         env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
         with open(log_path, 'w', buffering=1) as log, stage_bar(stage, total or 1, 'it' if total else 'stage') as bar:
             log.write(f'$ (cd {shlex.quote(self.work_dir)} && {line})\n')
@@ -184,7 +195,7 @@ class Runner:
             )  # fmt: skip
             for out in proc.stdout:
                 log.write(out)
-                match = _ITER_RE.search(out) if total else None
+                match = progress.search(out) if total else None
                 if match:
                     bar.update(max(0, min(total, int(match.group(1).replace(',', ''))) - bar.n))
             returncode = proc.wait()
@@ -367,17 +378,23 @@ def reproduce_table1(
         extra = ['--launcher', 'pytorch'] if nproc > 1 else []
         runner.run([*launch, '-opt', opt_file, '--auto_resume', *extra], f'train {method}')
 
-    # 4. Tests.
+    # 4. Tests, all in one process (one start-up of torch and BasicSR).
     lpips_random = random_vgg or lpips_random
-    names = {}
+    names, pending = {}, []
     for method in order:
         opt = make_test_options(method, preset, work_dir, data, vgg_file, device, lpips_random)
         names[method] = opt['name']
         if os.path.exists(os.path.join(work_dir, 'results', opt['name'], 'metrics.json')):
             print(f'test {method}: done, skipped', flush=True)
             continue
-        opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
-        runner.run(['-m', 'facesr_kd.test', '-opt', opt_file], f'test {method}')
+        pending.append(write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml')))
+    if pending:
+        runner.run(
+            ['-m', 'facesr_kd.test', *[a for f in pending for a in ('-opt', f)]],
+            f'test {len(pending)} method{"s" * (len(pending) > 1)}',
+            total=len(pending),
+            progress=_TEST_DONE_RE,
+        )
 
     # 5. Table and figure.
     from facesr_kd.face.components import load_boxes_file

@@ -79,34 +79,28 @@ def baseline_rows(lr_dir, gt_dir):
     Returns:
         list[dict]: Rows in :func:`collect`'s format (no LPIPS, no parameters).
     """
-    from basicsr.metrics import calculate_psnr, calculate_ssim
+    from facesr_kd.metrics.psnr_ssim import mean_psnr_ssim
 
     names = sorted(f for f in os.listdir(gt_dir) if os.path.isfile(os.path.join(lr_dir, f)))
     if not names:
         raise FileNotFoundError(f'no image of {gt_dir} has an LR counterpart in {lr_dir}')
-    sums = {label: dict.fromkeys(('psnr', 'ssim', 'psnr_y', 'ssim_y'), 0.0) for label in (BICUBIC, BICUBIC_TORCH)}
+    gts, ups = [], {BICUBIC: [], BICUBIC_TORCH: []}
     for name in names:
         gt = cv2.imread(os.path.join(gt_dir, name), cv2.IMREAD_COLOR)
         lr = cv2.imread(os.path.join(lr_dir, name), cv2.IMREAD_COLOR)
         if gt is None or lr is None:
             raise ValueError(f'{name}: unreadable in {gt_dir} or {lr_dir}')
         h, w = gt.shape[:2]
-        ups = {BICUBIC: cv2.resize(lr, (w, h), interpolation=cv2.INTER_CUBIC)}
+        gts.append(gt)
+        ups[BICUBIC].append(cv2.resize(lr, (w, h), interpolation=cv2.INTER_CUBIC))
         lr_t = torch.from_numpy(lr.astype(np.float32) / 255).permute(2, 0, 1)[None]
         up = torch.nn.functional.interpolate(lr_t, size=(h, w), mode='bicubic', align_corners=False)
-        ups[BICUBIC_TORCH] = (up[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-        for label, img in ups.items():
-            for key, fn, y in (
-                ('psnr', calculate_psnr, False),
-                ('ssim', calculate_ssim, False),
-                ('psnr_y', calculate_psnr, True),
-                ('ssim_y', calculate_ssim, True),
-            ):
-                sums[label][key] += fn(img, gt, crop_border=0, test_y_channel=y)
+        ups[BICUBIC_TORCH].append((up[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+    sums = {label: mean_psnr_ssim(imgs, gts) for label, imgs in ups.items()}
     rows = []
     for label, total in sums.items():
         row = {'method': label, 'test_name': '', 'dataset': os.path.basename(os.path.dirname(os.path.abspath(gt_dir)))}
-        row.update({c: total[c] / len(names) if c in total else math.nan for c in COLUMNS})
+        row.update({c: total.get(c, math.nan) for c in COLUMNS})
         row.update(params=0, buffers_mb=0.0, latency_ms=math.nan, device='', num_images=len(names))
         row.update(paper_psnr=math.nan, paper_ssim=math.nan, paper_lpips=math.nan)
         rows.append(row)

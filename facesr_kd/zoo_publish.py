@@ -51,6 +51,8 @@ def read_training_log(log_path):
             curve.append({'iter': last})
         elif (m := re.search(r'# (psnr|ssim): ([\d.]+)', line)) and curve:
             curve[-1][m.group(1)] = float(m.group(2))
+    # BasicSR validates again after the last iteration, when val_freq already did: keep one point per iteration.
+    curve = [point for i, point in enumerate(curve) if i + 1 == len(curve) or curve[i + 1]['iter'] != point['iter']]
     total = last
     wall = (end - start).total_seconds()
     bs = int(batch.group(1)) if batch else None
@@ -65,37 +67,79 @@ def read_training_log(log_path):
     }
 
 
-def publish_zoo_model(experiment, name, option_file, faces, out_dir=None, command=None, threads=1):
-    """Publish ``experiment/models/net_g_latest.pth`` as zoo model ``name`` with the full manifest.
+def combine_stages(stages):
+    """One training record from the records of consecutive stages (each a :func:`read_training_log` dict with
+    ``option_file`` and ``command``): summed iterations and wall time, one learning curve on the running
+    iteration count, and the stages themselves under ``stages``."""
+    if len(stages) == 1:
+        return dict(stages[0])
+    curve, done, samples = [], 0, 0
+    for stage in stages:
+        curve += [{**point, 'iter': point['iter'] + done} for point in stage['curve']]
+        done += stage['iterations']
+        samples += stage['iterations'] * (stage['batch_size'] or 0)
+    wall = sum(stage['wall_s'] for stage in stages)
+    return {
+        'start': stages[0]['start'],
+        'end': stages[-1]['end'],
+        'wall_s': wall,
+        'iterations': done,
+        'batch_size': stages[-1]['batch_size'],
+        'samples_per_s': samples / wall if samples and wall > 0 else None,
+        'curve': curve,
+        'option_file': stages[-1]['option_file'],
+        'command': ' && '.join(stage['command'] for stage in stages),
+        'stages': [dict(stage) for stage in stages],
+    }
+
+
+def publish_zoo_model(experiments, name, option_files, faces, out_dir=None, commands=None, threads=1):
+    """Publish the last experiment's ``models/net_g_latest.pth`` as zoo model ``name`` with the full manifest.
 
     Args:
-        experiment (str): The BasicSR experiment folder (``experiments/<name>``).
+        experiments (str | list[str]): The BasicSR experiment folders (``experiments/<name>``), one per training
+            stage, in order (a fine-tuning stage starts from the stage before it); the last one is published.
         name (str): Zoo name, e.g. ``lite-x8``.
-        option_file (str): The shipped option file that trained it (recorded as given, e.g. a relative path).
+        option_files (str | list[str]): The shipped option file of each stage (recorded as given, e.g. a
+            relative path).
         faces (str): The FFHQ 256 test faces (ids 00000–00099) for the quality rows.
         out_dir (str | None): Output folder; default ``facesr_kd/weights``.
-        command (str | None): The training command (recorded).
+        commands (list[str] | None): The training command of each stage (recorded); default
+            ``OMP_NUM_THREADS=1 facesr-kd-train -opt <option file>``.
         threads (int): Threads of the quality timing and the fp32/bf16 throughput run.
 
     Returns:
         tuple[str, dict]: The published ``.pth`` and its manifest.
+
+    Raises:
+        ValueError: Experiments and option files differ in number.
+        FileNotFoundError: An experiment has no training log.
     """
     from facesr_kd.benchmarks.zoo_quality import evaluate, training_throughput
     from facesr_kd.publish import publish_checkpoint
     from facesr_kd.recipes import load_yaml
 
-    out_dir = out_dir or os.path.join(os.path.dirname(__file__), 'weights')
-    ckpt = os.path.join(experiment, 'models', 'net_g_latest.pth')
-    logs = sorted(f for f in os.listdir(experiment) if f.startswith('train_') and f.endswith('.log'))
-    if not logs:
-        raise FileNotFoundError(f'no train_*.log in {experiment}')
-    training = read_training_log(os.path.join(experiment, logs[-1]))
-    command = command or f'OMP_NUM_THREADS=1 facesr-kd-train -opt {option_file}'
-    path, manifest = publish_checkpoint(ckpt, out_dir, name=name, commands=[command])
-    opt = load_yaml(option_file)
+    experiments = [experiments] if isinstance(experiments, str) else list(experiments)
+    option_files = [option_files] if isinstance(option_files, str) else list(option_files)
+    commands = commands or [f'OMP_NUM_THREADS=1 facesr-kd-train -opt {f}' for f in option_files]
+    if not len(experiments) == len(option_files) == len(commands):
+        raise ValueError(
+            f'one option file (and command) per experiment: got {len(experiments)} experiments, '
+            f'{len(option_files)} option files and {len(commands)} commands'
+        )
+    stages = []
+    for experiment, option_file, command in zip(experiments, option_files, commands):
+        logs = sorted(f for f in os.listdir(experiment) if f.startswith('train_') and f.endswith('.log'))
+        if not logs:
+            raise FileNotFoundError(f'no train_*.log in {experiment}')
+        stage = read_training_log(os.path.join(experiment, logs[-1]))
+        stages.append({**stage, 'option_file': option_file, 'command': command})
+    training = combine_stages(stages)
+    ckpt = os.path.join(experiments[-1], 'models', 'net_g_latest.pth')
+    path, manifest = publish_checkpoint(ckpt, out_dir or os.path.join(os.path.dirname(__file__), 'weights'),
+                                        name=name, commands=commands)  # fmt: skip
+    opt = load_yaml(option_files[-1])
     training.update(
-        option_file=option_file,
-        command=command,
         amp=opt['train'].get('amp'),
         threads=1,
         throughput_samples_per_s=training_throughput(opt['network_g'], threads=threads),

@@ -145,3 +145,41 @@ def run_python(args, cwd, env=None, timeout=600, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f'python {" ".join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-6000:]}')
     return proc
+
+
+def tiny_paired_options(root, network_g, **overrides):
+    """A valid option dict of ours (FaceSRModel, 4 iterations of L1 on a PairedImageDataset), every input path
+    existing under ``root``; ``overrides`` replace top-level keys, ``train_extra`` / ``dataset_extra`` add to the
+    ``train`` section / the train dataset."""
+    for folder in ('hr', 'lr'):
+        (root / folder).mkdir(exist_ok=True)
+    dataset = {
+        'name': 'pairs',
+        'type': 'PairedImageDataset',
+        'dataroot_gt': str(root / 'hr'),
+        'dataroot_lq': str(root / 'lr'),
+        'io_backend': {'type': 'disk'},
+    }
+    train_extra, dataset_extra = overrides.pop('train_extra', {}), overrides.pop('dataset_extra', {})
+    return {
+        'name': 'ours',
+        'model_type': 'FaceSRModel',
+        'scale': 8,
+        'num_gpu': 0,
+        'datasets': {
+            'train': {**dataset, 'gt_size': 64, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, **dataset_extra},
+            'val': dict(dataset),
+        },
+        'network_g': dict(network_g),
+        'path': {'pretrain_network_g': None, 'resume_state': None},
+        'train': {
+            **train_extra,
+            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+            'total_iter': 4,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
+        'val': {'val_freq': 2, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+        **overrides,
+    }

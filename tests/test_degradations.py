@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, ffhq_ids, run_python
 
-ZOO_RECIPES = tuple(RECIPES.values())
+ZOO_RECIPES = tuple(f for stages in RECIPES.values() for f in stages)
 
 
 @pytest.fixture(scope='module')
@@ -129,6 +129,16 @@ def test_zoo_recipes_train_on_ffhq_train_and_synthetic_never_the_test_ids(recipe
     assert opt['network_g']['type'] == 'LiteFaceStudent' and opt['network_g']['out_size'] == 256
 
 
+@pytest.mark.parametrize('stages', RECIPES.values(), ids=RECIPES.keys())
+def test_each_zoo_stage_fine_tunes_the_ema_weights_of_the_stage_before_with_the_same_network(stages):
+    opts = [load_yaml(f'{options_dir()}/{f}') for f in stages]
+    assert opts[0]['path']['pretrain_network_g'] is None
+    for before, after in zip(opts, opts[1:]):
+        assert after['path']['pretrain_network_g'] == f'experiments/{before["name"]}/models/net_g_latest.pth'
+        assert after['path']['param_key_g'] == 'params_ema' and after['network_g'] == before['network_g']
+        assert after['datasets'] == before['datasets'] and after['name'] != before['name']
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('recipe', ZOO_RECIPES)
 def test_zoo_recipe_trains_two_steps_through_the_trainer(recipe, tmp_path, shared_data):
@@ -157,6 +167,7 @@ def test_zoo_recipe_trains_two_steps_through_the_trainer(recipe, tmp_path, share
         'logger:print_freq=1',
         'logger:save_checkpoint_freq=2',
         'num_gpu=0',
+        'path:pretrain_network_g=~',  # a fine-tuning stage starts from random weights here
     ]
     proc = run_python(['-m', 'facesr_kd.train', '-opt', f'options/{recipe}', '--force_yml', *overrides], cwd=tmp_path)
     name = recipe.removesuffix('.yml')
@@ -184,3 +195,34 @@ def test_training_log_gives_iterations_wall_time_and_learning_curve(tmp_path):
     assert record['wall_s'] == 130 and record['batch_size'] == 8
     assert record['curve'] == [{'iter': 500, 'psnr': 24.5, 'ssim': 0.69}, {'iter': 1000, 'psnr': 25.1, 'ssim': 0.71}]
     assert record['iterations'] == 1000 and abs(record['samples_per_s'] - 8000 / 130) < 1e-9
+
+
+def test_final_validation_counted_once_and_stages_make_one_record(tmp_path):
+    from facesr_kd.zoo_publish import combine_stages
+
+    def log_text(last_iter):
+        return (
+            '2026-12-07 11:00:00,000 INFO: \n    batch_size_per_gpu: 8\n'
+            '2026-12-07 11:00:10,000 INFO: Start training from epoch: 0, iter: 0\n'
+            f'2026-12-07 11:01:00,000 INFO: [zoo..][epoch:  0, iter:{last_iter:8,d}, lr:(3e-4,)] l_pix: 4e-2\n'
+            '2026-12-07 11:01:05,000 INFO: Validation FFHQ_test100\n\t # psnr: 24.5000\tBest: 24.5 @ 500 iter\n'
+            '\t # ssim: 0.6900\tBest: 0.69 @ 500 iter\n'
+            '2026-12-07 11:01:06,000 INFO: End of training. Time consumed: 0:01:06\n'
+            '2026-12-07 11:01:06,000 INFO: Save the latest model.\n'
+            '2026-12-07 11:01:10,000 INFO: Validation FFHQ_test100\n\t # psnr: 24.5000\tBest: 24.5 @ 500 iter\n'
+            '\t # ssim: 0.6900\tBest: 0.69 @ 500 iter\n'
+        )
+
+    from facesr_kd.zoo_publish import read_training_log
+
+    records = []
+    for i, last in enumerate((500, 1000)):
+        log = tmp_path / f'train_{i}.log'
+        log.write_text(log_text(last))
+        records.append({**read_training_log(log), 'option_file': f'o{i}.yml', 'command': f'train o{i}'})
+    assert records[0]['curve'] == [{'iter': 500, 'psnr': 24.5, 'ssim': 0.69}]
+    both = combine_stages(records)
+    assert [p['iter'] for p in both['curve']] == [500, 1500] and both['iterations'] == 1500
+    assert both['wall_s'] == 120 and both['samples_per_s'] == 1500 * 8 / 120
+    assert both['command'] == 'train o0 && train o1' and both['option_file'] == 'o1.yml'
+    assert [s['option_file'] for s in both['stages']] == ['o0.yml', 'o1.yml']

@@ -220,6 +220,32 @@ def test_test_entry_point_writes_results(entry, paired_faces, tmp_path, startup_
     assert json.loads((results / 'metrics.json').read_text())['tiny_val']['metrics']['psnr'] > 5
 
 
+def test_several_option_files_test_in_one_process_each_with_its_log_a_broken_one_reported(paired_faces, tmp_path):
+    train_file = write_opt(tiny_opt(paired_faces, 'tiny_for_multi', total_iter=2), tmp_path)
+    run_python(['-m', 'facesr_kd.train', '-opt', train_file], cwd=tmp_path)
+    files = []
+    for name in ('multi_a', 'multi_b', 'multi_broken'):
+        opt = tiny_opt(paired_faces, name)
+        opt['datasets'] = {'test_1': opt['datasets']['val']}
+        weights = tmp_path / 'experiments/tiny_for_multi/models/net_g_latest.pth'
+        opt['path'] = {'pretrain_network_g': str(weights if name != 'multi_broken' else tmp_path / 'missing.pth')}
+        for key in ('train', 'logger'):
+            opt.pop(key)
+        files.append(write_opt(opt, tmp_path))
+    files = [files[0], files[2], files[1]]  # the broken one in the middle: the last still runs
+    proc = run_python(['-m', 'facesr_kd.test', *[a for f in files for a in ('-opt', f)]], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert 'facesr_kd.test: done 1/3' in proc.stdout and 'facesr_kd.test: done 3/3' in proc.stdout
+    assert 'done 2/3' not in proc.stdout and '1 of 3 option files failed' in proc.stdout
+    assert 'multi_broken.yml: ' in proc.stdout
+    for name in ('multi_a', 'multi_b'):
+        assert (tmp_path / 'results' / name / 'metrics.json').exists()
+        (log,) = (tmp_path / 'results' / name).glob(f'test_{name}_*.log')
+        text = log.read_text()
+        assert f'name: {name}' in text and 'Testing tiny_val' in text
+        assert 'multi_a' not in text if name == 'multi_b' else 'multi_b' not in text
+
+
 def test_kill_and_resume_continues_with_identical_optimizer_state(paired_faces, tmp_path):
     opt = tiny_opt(paired_faces, 'tiny_resume', total_iter=100000, save_freq=2)
     opt['val']['val_freq'] = 100000

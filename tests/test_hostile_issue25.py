@@ -29,7 +29,7 @@ import pytest
 import torch
 import yaml
 
-from .conftest import run_python
+from .conftest import run_python, tiny_paired_options
 
 try:
     import imageio_ffmpeg
@@ -205,37 +205,9 @@ def test_row3_a_list_for_the_arch_type_is_a_one_line_error(work):
 
 
 def our_options(root):
-    for folder in ('hr', 'lr'):
-        (root / folder).mkdir(exist_ok=True)
-    dataset = {
-        'name': 'pairs',
-        'type': 'PairedImageDataset',
-        'dataroot_gt': str(root / 'hr'),
-        'dataroot_lq': str(root / 'lr'),
-        'io_backend': {'type': 'disk'},
-    }
-    return {
-        'name': 'ours',
-        'model_type': 'FaceSRModel',
-        'scale': 8,
-        'num_gpu': 0,
-        'manual_seed': 0,
-        'datasets': {
-            'train': {**dataset, 'gt_size': 64, 'use_hflip': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2},
-            'val': dict(dataset),
-        },
-        'network_g': dict(LITE),
-        'path': {'pretrain_network_g': None, 'resume_state': None},
-        'train': {
-            'ema_decay': 0.999,
-            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
-            'total_iter': 4,
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
-        },
-        'val': {'val_freq': 2, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
-    }
+    return tiny_paired_options(
+        root, LITE, manual_seed=0, train_extra={'ema_decay': 0.999}, dataset_extra={'use_hflip': True}
+    )
 
 
 def train(opt_file, *extra):

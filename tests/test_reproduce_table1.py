@@ -60,7 +60,8 @@ def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
     assert 'LEVER' in table and 'input_skip' in table  # the short-run levers are stated beside the figures
     assert (work / 'table1_figure1.png').stat().st_size > 10_000
     log = (work / 'commands.log').read_text()
-    assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 5
+    assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 1  # one process tests all five
+    assert log.count('-opt') == 5 + 5
     assert 'facesr_kd.cli.dictionary' in log
 
 
@@ -115,7 +116,9 @@ def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp
     assert len(list((tmp_path / 'options').glob('*.yml'))) == 14
     log = (tmp_path / 'commands.log').read_text()
     assert log.count('facesr_kd.cli.dictionary') == 1
-    assert log.count('facesr_kd.train') == 7 and log.count('facesr_kd.test') == 7  # Table 1 + the lite student
+    assert log.count('facesr_kd.train') == 7 and log.count('facesr_kd.test') == 1  # Table 1 + the lite student
+    test_line = next(line for line in log.splitlines() if 'facesr_kd.test' in line)
+    assert test_line.count('-opt') == 7
 
 
 def test_terminal_table_fits_100_columns_with_delta_vs_bicubic():

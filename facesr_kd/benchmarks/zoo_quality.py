@@ -18,14 +18,15 @@ import time
 from facesr_kd.benchmarks.efficiency import median_time
 from facesr_kd.data.degradations import jpeg
 from facesr_kd.data.face_sr_dataset import downscale_like_prepare
+from facesr_kd.metrics.psnr_ssim import PSNR_SSIM_KEYS, mean_psnr_ssim
 from facesr_kd.utils.checkpoint import load_sr_network
 from facesr_kd.utils.files import write_text
 
 import cv2
 import numpy as np
 import torch
+from basicsr.utils import img2tensor, tensor2img
 
-METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y')
 BICUBIC = 'Bicubic (OpenCV)'
 
 
@@ -56,35 +57,13 @@ def lr_faces(gts, scale, condition):
     return out
 
 
-def score(outs, gts):
-    """Mean BasicSR PSNR/SSIM (RGB and Y) of uint8 BGR ``outs`` against ``gts``."""
-    from basicsr.metrics import calculate_psnr, calculate_ssim
-
-    sums = dict.fromkeys(METRICS, 0.0)
-    for out, gt in zip(outs, gts):
-        sums['psnr'] += calculate_psnr(out, gt, crop_border=0)
-        sums['ssim'] += calculate_ssim(out, gt, crop_border=0)
-        sums['psnr_y'] += calculate_psnr(out, gt, crop_border=0, test_y_channel=True)
-        sums['ssim_y'] += calculate_ssim(out, gt, crop_border=0, test_y_channel=True)
-    return {k: v / len(gts) for k, v in sums.items()}
-
-
-def _to_tensor(imgs):
-    arr = np.stack([img[:, :, ::-1] for img in imgs]).astype(np.float32) / 255.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-
-
-def _to_uint8(t):
-    arr = t.clamp(0, 1).permute(0, 2, 3, 1).numpy()[:, :, :, ::-1]
-    return [np.ascontiguousarray(a) for a in (arr * 255.0).round().astype(np.uint8)]
-
-
 def restore(net, lrs, batch=10):
     """Run ``net`` on uint8 BGR LR faces, in batches; uint8 BGR outputs."""
     outs = []
     with torch.no_grad():
         for i in range(0, len(lrs), batch):
-            outs += _to_uint8(net(_to_tensor(lrs[i : i + batch])).float())
+            x = torch.stack(img2tensor([lr.astype(np.float32) / 255.0 for lr in lrs[i : i + batch]]))
+            outs += tensor2img(list(net(x).float()), min_max=(0, 1))
     return outs
 
 
@@ -131,8 +110,8 @@ def evaluate(models, faces, conditions=('clean', 'jpeg75'), ids=range(100), thre
             lrs = lr_faces(gts, scale, condition)
             base = [cv2.resize(lr, (out_size, out_size), interpolation=cv2.INTER_CUBIC) for lr in lrs]
             common = {'scale': scale, 'lq': f'{lq_size}->{out_size}', 'condition': condition}
-            rows.append({'model': BICUBIC, **common, **score(base, gts)})
-            rows.append({'model': os.path.basename(spec), **common, **score(restore(net, lrs), gts), **cost})
+            rows.append({'model': BICUBIC, **common, **mean_psnr_ssim(base, gts)})
+            rows.append({'model': os.path.basename(spec), **common, **mean_psnr_ssim(restore(net, lrs), gts), **cost})
     return rows
 
 
@@ -144,7 +123,7 @@ def _resolve(spec):
     return resolve_model(spec)
 
 
-FIELDS = ('model', 'scale', 'lq', 'condition', *METRICS, 'params', 'gmacs', 'ms_per_face')
+FIELDS = ('model', 'scale', 'lq', 'condition', *PSNR_SSIM_KEYS, 'params', 'gmacs', 'ms_per_face')
 
 
 def format_table(rows):

@@ -126,12 +126,28 @@ def inside_fraction(shape, affine, size):
     return float(inside_mask(shape, affine, size).mean())
 
 
+def paste_inverse(affine, upscale):
+    """The (2, 3) map from aligned-face pixels to the photo upscaled by ``upscale``, pixel centres onto centres
+    as ``cv2.resize`` upscales (photo pixel ``p`` -> output ``(p + 0.5) * upscale - 0.5``).
+
+    facexlib shifts by ``0.5 * upscale``, half an output pixel more, which costs 0.76 dB of face-region PSNR at x4
+    on the photo benchmark.
+
+    Args:
+        affine (ndarray): (2, 3) photo -> aligned face matrix.
+        upscale (float): Output pixels per photo pixel.
+    """
+    inverse = cv2.invertAffineTransform(np.asarray(affine, dtype=np.float64)) * upscale
+    inverse[:, 2] += 0.5 * (upscale - 1)
+    return inverse
+
+
 def paste_face(img_upscaled, face, affine, upscale, face_size=None, soft_mask=True):
     """Paste a restored aligned face back into the (already upscaled) photo.
 
     Follows facexlib's ``paste_faces_to_input_image`` without the parsing model: the face is warped back with
-    the inverse similarity (scaled by ``upscale`` and shifted by half an output pixel per input pixel), and
-    blended through a square mask eroded and blurred in proportion to the face area.
+    the inverse similarity (:func:`paste_inverse`: pixel centres onto centres) and blended through a square mask
+    eroded and blurred in proportion to the face area.
 
     Args:
         img_upscaled (ndarray): (H*upscale, W*upscale, C) photo, C = 1, 3 or 4 (alpha kept), uint8, uint16 or
@@ -158,9 +174,7 @@ def paste_face(img_upscaled, face, affine, upscale, face_size=None, soft_mask=Tr
     affine = np.asarray(affine, dtype=np.float64)
     if face_size is not None and face_size != face.shape[0]:
         affine = affine * (face.shape[0] / face_size)
-    inverse = cv2.invertAffineTransform(affine) * upscale
-    if upscale > 1:
-        inverse[:, 2] += 0.5 * upscale
+    inverse = paste_inverse(affine, upscale)
     inv_face = cv2.warpAffine(face, inverse, (w_up, h_up))
     if inv_face.ndim == 2:
         inv_face = inv_face[..., None]

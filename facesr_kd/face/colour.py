@@ -19,6 +19,8 @@ low-pass-filtered pasted photo and the upscaled input photo, within the face reg
 (:func:`face_region_mask`).
 """
 
+from facesr_kd.face.align import paste_inverse
+
 import cv2
 import numpy as np
 
@@ -139,9 +141,7 @@ def face_region_mask(shape, affine, face_size, upscale, erode=True):
         ndarray: (H, W) bool.
     """
     h, w = shape[:2]
-    inverse = cv2.invertAffineTransform(np.asarray(affine, dtype=np.float64)) * upscale
-    if upscale > 1:
-        inverse[:, 2] += 0.5 * upscale
+    inverse = paste_inverse(affine, upscale)
     mask = cv2.warpAffine(np.ones((face_size, face_size), np.float32), inverse, (w, h)) > 0.5
     if erode:
         side = np.sqrt(mask.sum())
