@@ -45,7 +45,7 @@ from facesr_kd.recipes import (
     make_train_options,
     write_yaml,
 )
-from facesr_kd.utils.entry import TEST_DONE_MARK
+from facesr_kd.utils.entry import DONE_RE
 
 import cv2
 import numpy as np
@@ -117,8 +117,6 @@ class StageError(RuntimeError):
 
 # BasicSR's training log line: ``[train..][epoch:  0, iter:     120, lr:(...)]``.
 _ITER_RE = re.compile(r'\biter:\s*([\d,]+)')
-# ``facesr_kd.test`` with several option files, after each one: ``facesr_kd.test: done 2/7 <file>``.
-_TEST_DONE_RE = re.compile(re.escape(TEST_DONE_MARK) + r' (\d+)/')
 # One line per stage: what it is, a bar, the count and the elapsed time, within 100 columns.
 BAR_FORMAT = '{desc:<34}{percentage:3.0f}%|{bar:25}| {n_fmt:>6}/{total_fmt:<6} [{elapsed}]'
 
@@ -162,54 +160,83 @@ class Runner:
         self.log_dir = os.path.join(work_dir, 'logs')
         self.dry_run = dry_run
 
-    def run(self, args, stage, total=None, progress=None):
-        """Run ``python args...`` as stage ``stage``.
-
-        Args:
-            args (list): The arguments after ``python``.
-            stage (str): Its name on the progress line and in the log's file name.
-            total (int | None): Steps of the bar (default: a training command's ``total_iter``, else one).
-            progress (re.Pattern | None): Output lines that report the step reached in group 1 (default:
-                BasicSR's ``iter:`` log lines).
+    def run(self, args, stage):
+        """Run ``python args...`` as stage ``stage`` (a training command's bar counts its ``total_iter``).
 
         Raises:
             StageError: The command exited non-zero (the message names its log and how to resume).
         """
+        self.run_stages(args, [(stage, _train_iters(args))])
+
+    def run_stages(self, args, stages):
+        """Run ``python args...``, one command that runs several stages in turn (``facesr_kd.train`` or
+        ``facesr_kd.test`` with several ``-opt`` files, which print :data:`facesr_kd.utils.entry.DONE_MARK` after
+        each one).
+
+        Each stage gets its own progress line and its own log, ``logs/<stage>.log``.
+
+        Args:
+            args (list): The arguments after ``python``.
+            stages (list[tuple[str, int | None]]): Each stage's name and the iterations its bar counts (BasicSR's
+                ``iter:`` log lines; None: one step).
+
+        Raises:
+            StageError: The command exited non-zero (the message names the failed stage's log and how to resume).
+        """
         cmd = [sys.executable, *map(str, args)]
         line = ' '.join(shlex.quote(c) for c in cmd)
+        names = ', '.join(name for name, _ in stages)
         with open(self.log, 'a') as f:
-            f.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {stage}\n(cd {shlex.quote(self.work_dir)} && {line})\n')
+            f.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {names}\n(cd {shlex.quote(self.work_dir)} && {line})\n')
         if self.dry_run:
-            print(f'[{stage}] {line}', flush=True)
+            print(f'[{names}] {line}', flush=True)
             return
         os.makedirs(self.log_dir, exist_ok=True)
-        log_path = os.path.join(self.log_dir, f'{_slug(stage)}.log')
-        total = total or _train_iters(args)
-        progress = progress or _ITER_RE
         env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
-        with open(log_path, 'w', buffering=1) as log, stage_bar(stage, total or 1, 'it' if total else 'stage') as bar:
-            log.write(f'$ (cd {shlex.quote(self.work_dir)} && {line})\n')
-            proc = subprocess.Popen(
-                cmd, cwd=self.work_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                errors='replace',
-            )  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=self.work_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            errors='replace',
+        )  # fmt: skip
+        done = 0
+        log_path, log, bar = self._open_stage(stages[0], line)
+        try:
             for out in proc.stdout:
                 log.write(out)
-                match = progress.search(out) if total else None
+                if len(stages) > 1 and DONE_RE.search(out):
+                    bar.update(bar.total - bar.n)
+                    bar.close()
+                    log.close()
+                    done += 1
+                    if done < len(stages):
+                        log_path, log, bar = self._open_stage(stages[done], line)
+                    continue
+                match = _ITER_RE.search(out) if stages[min(done, len(stages) - 1)][1] else None
                 if match:
-                    bar.update(max(0, min(total, int(match.group(1).replace(',', ''))) - bar.n))
+                    bar.update(max(0, min(bar.total, int(match.group(1).replace(',', ''))) - bar.n))
             returncode = proc.wait()
-            if returncode == 0:
+            if returncode == 0 and done < len(stages):
                 bar.update(bar.total - bar.n)
+        finally:
+            if done < len(stages):
+                bar.close()
+                log.close()
         if returncode != 0:
             with open(log_path, errors='replace') as f:
                 tail = f.readlines()[-25:]
             print(f'--- last lines of {log_path} ---', file=sys.stderr)
             sys.stderr.writelines(tail)
+            stage = stages[min(done, len(stages) - 1)][0]
             raise StageError(
                 f'stage {stage!r} failed ({returncode}); its output is in {log_path}. Fix it and re-run: finished '
                 f'stages are skipped and training resumes. Commands are in {self.log}.'
             )
+
+    def _open_stage(self, stage, line):
+        name, total = stage
+        log_path = os.path.join(self.log_dir, f'{_slug(name)}.log')
+        log = open(log_path, 'w', buffering=1)
+        log.write(f'$ (cd {shlex.quote(self.work_dir)} && {line})\n')
+        return log_path, log, stage_bar(name, total or 1, 'it' if total else 'stage')
 
 
 def prepare_split(preset, work_dir, split, input_dir, rng, aligned, det_model, model_root, workers):
@@ -361,22 +388,27 @@ def reproduce_table1(
             'dictionary',
         )
 
-    # 3. Training, teacher first (the distillation needs it).
+    # 3. Training, teacher first (the distillation needs it), all in one process.
     opt_dir = os.path.join(work_dir, 'options')
     os.makedirs(opt_dir, exist_ok=True)
     chosen = methods or preset.get('methods', TABLE1_METHODS)
     order = [m for m in METHODS if m in chosen]  # the teacher first: the distillation needs it
+    pending = []
     for method in order:
         opt = make_train_options(method, preset, work_dir, data, vgg_file, dict_path, device)
         if os.path.exists(latest_checkpoint(work_dir, method)):
             print(f'train {method}: done, skipped', flush=True)
             continue
-        opt_file = write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))
+        pending.append((method, write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml')), opt))
+    if pending:  # one process trains them in turn (one start-up of torch and BasicSR)
         launch = ['-m', 'facesr_kd.train']
         if nproc > 1:
             launch = ['-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '-m', 'facesr_kd.train']
         extra = ['--launcher', 'pytorch'] if nproc > 1 else []
-        runner.run([*launch, '-opt', opt_file, '--auto_resume', *extra], f'train {method}')
+        runner.run_stages(
+            [*launch, *[a for _, f, _ in pending for a in ('-opt', f)], '--auto_resume', *extra],
+            [(f'train {method}', int(opt['train']['total_iter'])) for method, _, opt in pending],
+        )
 
     # 4. Tests, all in one process (one start-up of torch and BasicSR).
     lpips_random = random_vgg or lpips_random
@@ -387,13 +419,11 @@ def reproduce_table1(
         if os.path.exists(os.path.join(work_dir, 'results', opt['name'], 'metrics.json')):
             print(f'test {method}: done, skipped', flush=True)
             continue
-        pending.append(write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml')))
+        pending.append((method, write_yaml(opt, os.path.join(opt_dir, f'{opt["name"]}.yml'))))
     if pending:
-        runner.run(
-            ['-m', 'facesr_kd.test', *[a for f in pending for a in ('-opt', f)]],
-            f'test {len(pending)} method{"s" * (len(pending) > 1)}',
-            total=len(pending),
-            progress=_TEST_DONE_RE,
+        runner.run_stages(
+            ['-m', 'facesr_kd.test', *[a for _, f in pending for a in ('-opt', f)]],
+            [(f'test {method}', None) for method, _ in pending],
         )
 
     # 5. Table and figure.

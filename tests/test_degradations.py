@@ -4,8 +4,8 @@ import random
 
 from facesr_kd.data.degradations import KERNELS, RealisticDownscale, jpeg, resize_down
 from facesr_kd.data.face_sr_dataset import FaceSRDataset, downscale_like_prepare
+from facesr_kd.recipes import ZOO_FINETUNE, copy_options, load_yaml, options_dir
 from facesr_kd.recipes import ZOO_RECIPES as RECIPES
-from facesr_kd.recipes import copy_options, load_yaml, options_dir
 
 import cv2
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, ffhq_ids, run_python
 
-ZOO_RECIPES = tuple(f for stages in RECIPES.values() for f in stages)
+ZOO_RECIPES = (*(f for stages in RECIPES.values() for f in stages), *ZOO_FINETUNE.values())
 
 
 @pytest.fixture(scope='module')
@@ -129,9 +129,9 @@ def test_zoo_recipes_train_on_ffhq_train_and_synthetic_never_the_test_ids(recipe
     assert opt['network_g']['type'] == 'LiteFaceStudent' and opt['network_g']['out_size'] == 256
 
 
-@pytest.mark.parametrize('stages', RECIPES.values(), ids=RECIPES.keys())
-def test_each_zoo_stage_fine_tunes_the_ema_weights_of_the_stage_before_with_the_same_network(stages):
-    opts = [load_yaml(f'{options_dir()}/{f}') for f in stages]
+@pytest.mark.parametrize('name', RECIPES)
+def test_each_zoo_stage_fine_tunes_the_ema_weights_of_the_stage_before_with_the_same_network(name):
+    opts = [load_yaml(f'{options_dir()}/{f}') for f in (*RECIPES[name], ZOO_FINETUNE[name])]
     assert opts[0]['path']['pretrain_network_g'] is None
     for before, after in zip(opts, opts[1:]):
         assert after['path']['pretrain_network_g'] == f'experiments/{before["name"]}/models/net_g_latest.pth'

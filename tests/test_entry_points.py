@@ -246,6 +246,30 @@ def test_several_option_files_test_in_one_process_each_with_its_log_a_broken_one
         assert 'multi_a' not in text if name == 'multi_b' else 'multi_b' not in text
 
 
+def test_several_option_files_train_in_turn_in_one_process_as_in_their_own(paired_faces, tmp_path):
+    files = [write_opt(tiny_opt(paired_faces, name, total_iter=2), tmp_path) for name in ('turn_a', 'turn_b')]
+    proc = run_python(['-m', 'facesr_kd.train', '-opt', files[0], '-opt', files[1]], cwd=tmp_path)
+    assert 'facesr_kd.train: done 1/2' in proc.stdout and 'facesr_kd.train: done 2/2' in proc.stdout
+    alone = tmp_path / 'alone'
+    alone.mkdir()
+    run_python(
+        ['-m', 'facesr_kd.train', '-opt', write_opt(tiny_opt(paired_faces, 'turn_b', total_iter=2), alone)], cwd=alone
+    )
+    weights = [
+        torch.load(d / 'experiments/turn_b/models/net_g_latest.pth', weights_only=True) for d in (tmp_path, alone)
+    ]
+    assert all(torch.equal(weights[0]['params'][k], weights[1]['params'][k]) for k in weights[0]['params'])
+    (log,) = (tmp_path / 'experiments' / 'turn_b').glob('train_turn_b_*.log')
+    assert 'turn_a' not in log.read_text()
+    broken = tiny_opt(paired_faces, 'turn_broken', total_iter=2)
+    broken['network_g']['type'] = 'NoSuchArch'
+    proc = run_python(
+        ['-m', 'facesr_kd.train', '-opt', write_opt(broken, tmp_path), '-opt', files[0]], cwd=tmp_path, check=False
+    )
+    assert proc.returncode != 0 and '1 of 2 option files failed; 1 not started' in proc.stdout
+    assert 'facesr_kd.train: done' not in proc.stdout
+
+
 def test_kill_and_resume_continues_with_identical_optimizer_state(paired_faces, tmp_path):
     opt = tiny_opt(paired_faces, 'tiny_resume', total_iter=100000, save_freq=2)
     opt['val']['val_freq'] = 100000

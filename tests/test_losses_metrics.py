@@ -92,3 +92,8 @@ def test_lpips_metric_is_cached_and_offline_error_is_clear(tmp_path, monkeypatch
     assert lpips_metric.build_lpips('alex', '0.1', None, True, 'cpu') is model
     assert np.isfinite(first) and first > 0
     lpips_metric._CACHE.clear()
+    torch.manual_seed(123)  # the random backbone is the same whatever the global RNG holds, and leaves it alone
+    state = torch.random.get_rng_state()
+    assert METRIC_REGISTRY.get('calculate_lpips')(a, b, random_backbone=True, device='cpu') == first
+    assert torch.equal(torch.random.get_rng_state(), state)
+    lpips_metric._CACHE.clear()

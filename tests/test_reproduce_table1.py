@@ -60,8 +60,12 @@ def test_smoke_preset_writes_table_with_five_finite_rows_and_figure(smoke_run):
     assert 'LEVER' in table and 'input_skip' in table  # the short-run levers are stated beside the figures
     assert (work / 'table1_figure1.png').stat().st_size > 10_000
     log = (work / 'commands.log').read_text()
-    assert log.count('facesr_kd.train') == 5 and log.count('facesr_kd.test') == 1  # one process tests all five
+    assert log.count('facesr_kd.train') == 1 and log.count('facesr_kd.test') == 1  # one process each, for all five
     assert log.count('-opt') == 5 + 5
+    for stage in ('train_Teacher', 'train_Student', 'test_Teacher', 'test_SRFBN'):  # a log per stage all the same
+        assert 'Validation' in (work / 'logs' / f'{stage}.log').read_text()
+    output = {s: (work / 'logs' / f'train_{s}.log').read_text().split('\n', 1)[1] for s in ('Teacher', 'Student')}
+    assert 'name: distill_vggface2' in output['Student'] and 'distill_vggface2' not in output['Teacher']
     assert 'facesr_kd.cli.dictionary' in log
 
 
@@ -116,9 +120,9 @@ def test_without_faces_the_demo_set_is_built_offline_and_every_stage_planned(tmp
     assert len(list((tmp_path / 'options').glob('*.yml'))) == 14
     log = (tmp_path / 'commands.log').read_text()
     assert log.count('facesr_kd.cli.dictionary') == 1
-    assert log.count('facesr_kd.train') == 7 and log.count('facesr_kd.test') == 1  # Table 1 + the lite student
-    test_line = next(line for line in log.splitlines() if 'facesr_kd.test' in line)
-    assert test_line.count('-opt') == 7
+    assert log.count('facesr_kd.train') == 1 and log.count('facesr_kd.test') == 1  # one process each
+    for entry in ('facesr_kd.train', 'facesr_kd.test'):  # Table 1 + the lite student
+        assert next(line for line in log.splitlines() if entry in line).count('-opt') == 7
 
 
 def test_terminal_table_fits_100_columns_with_delta_vs_bicubic():
@@ -150,3 +154,19 @@ def test_runner_keeps_stage_output_in_its_log_and_reports_a_failure(tmp_path, ca
         runner.run(['-c', 'import sys; print("the cause"); sys.exit(3)'], 'train bad')
     assert 'the cause' in capsys.readouterr().err  # the log's last lines are shown on failure
     assert (tmp_path / 'commands.log').read_text().count('-c') == 2
+
+
+def test_runner_gives_each_stage_of_one_command_its_log_and_names_the_one_that_failed(tmp_path, capsys):
+    from facesr_kd.reproduce import Runner, StageError
+
+    runner = Runner(str(tmp_path))
+    code = (
+        'import sys; print("first out"); print("facesr_kd.train: done 1/3 a.yml"); print("second out"); '
+        'print("facesr_kd.train: done 2/3 b.yml"); print("third fails"); sys.exit(1)'
+    )
+    with pytest.raises(StageError, match=r"stage 'train C' failed .*train_C\.log"):
+        runner.run_stages(['-c', code], [('train A', 4), ('train B', 4), ('train C', 4)])
+    outputs = {s: (tmp_path / 'logs' / f'train_{s}.log').read_text().splitlines()[1:] for s in 'ABC'}
+    assert outputs['A'] == ['first out', 'facesr_kd.train: done 1/3 a.yml']
+    assert outputs['B'] == ['second out', 'facesr_kd.train: done 2/3 b.yml']
+    assert outputs['C'] == ['third fails'] and 'third fails' in capsys.readouterr().err

@@ -28,7 +28,8 @@ def build_lpips(net='alex', version='0.1', backbone_path=None, random_backbone=F
         net (str): ``'alex'`` (the lpips default, our primary), ``'vgg'`` or ``'squeeze'``.
         version (str): LPIPS linear-head version. Default ``'0.1'``.
         backbone_path (str | None): Local torchvision ImageNet weights of the backbone. None: torch hub's cache.
-        random_backbone (bool): Random backbone weights; exercises the code path only, never a valid LPIPS.
+        random_backbone (bool): Random backbone weights, the same ones every time (seed 0, drawn without touching
+            the global RNG); exercises the code path only, never a valid LPIPS.
         device (str | torch.device): Where the model runs.
 
     Raises:
@@ -51,7 +52,9 @@ def build_lpips(net='alex', version='0.1', backbone_path=None, random_backbone=F
         )
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # lpips calls torchvision with the deprecated `pretrained` argument
-        model = lpips.LPIPS(net=net, version=version, pnet_rand=True, verbose=False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # one random backbone for every method scored, whatever ran before
+            model = lpips.LPIPS(net=net, version=version, pnet_rand=True, verbose=False)
         if not random_backbone:
             import torchvision
 

@@ -2,10 +2,12 @@
 
 import logging
 import os
+import re
 import sys
 
-# Printed by a multi-file test run after each option file: ``facesr_kd.test: done 2/7 <file>``.
-TEST_DONE_MARK = 'facesr_kd.test: done'
+# Printed by a run of several option files after each one: ``facesr_kd.train: done 2/7 <file>``.
+DONE_MARK = 'facesr_kd.{kind}: done'
+DONE_RE = re.compile(r'facesr_kd\.(?:train|test): done (\d+)/(\d+) ')
 
 
 def split_option_files(argv):
@@ -40,9 +42,10 @@ def _reset_basicsr_logger():
 def run_pipeline(kind, argv=None):
     """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` with outputs under the current directory.
 
-    A test run takes several ``-opt`` files and tests them one after the other in this process (one start-up of
-    torch and BasicSR for all; each file gets its own log). A file that fails is reported and the others still
-    run; the exit status is then non-zero.
+    Several ``-opt`` files run one after the other in this process (one start-up of torch and BasicSR for all;
+    each file gets its own log and seeds, as in a process of its own), the other arguments applying to each.
+    Training stops at the first file that fails (a later one may need its weights); testing reports it and goes
+    on. Either way the exit status is then non-zero.
 
     Args:
         kind (str): ``'train'`` or ``'test'``.
@@ -54,28 +57,31 @@ def run_pipeline(kind, argv=None):
 
     from basicsr import test, train
 
+    pipeline = train.train_pipeline if kind == 'train' else test.test_pipeline
     files, rest = split_option_files(argv)
-    if kind == 'train' or len(files) < 2:
+    if len(files) < 2:
         sys.argv = [sys.argv[0], *argv]
-        pipeline = train.train_pipeline if kind == 'train' else test.test_pipeline
         try:
             pipeline(os.getcwd())
         except OptionError as err:
             sys.exit(f'error: {err}')
         return
 
-    failed = []
+    failed, mark = [], DONE_MARK.format(kind=kind)
     for i, opt_file in enumerate(files, 1):
         sys.argv = [sys.argv[0], '-opt', opt_file, *rest]
         try:
-            test.test_pipeline(os.getcwd())
+            pipeline(os.getcwd())
         except OptionError as err:
             failed.append(f'{opt_file}: {err}')
-        except Exception as err:  # one broken option file is reported, the others still run
-            logging.getLogger('basicsr').exception(f'testing {opt_file} failed')
+        except Exception as err:  # reported with its traceback in the log; the exit status says it failed
+            logging.getLogger('basicsr').exception(f'{kind} {opt_file} failed')
             failed.append(f'{opt_file}: {type(err).__name__}: {err}')
         else:
-            print(f'{TEST_DONE_MARK} {i}/{len(files)} {opt_file}', flush=True)
+            print(f'{mark} {i}/{len(files)} {opt_file}', flush=True)
         _reset_basicsr_logger()
+        if failed and kind == 'train':
+            break
     if failed:
-        sys.exit(f'error: {len(failed)} of {len(files)} option files failed:\n  ' + '\n  '.join(failed))
+        left = f'; {len(files) - i} not started' if i < len(files) else ''
+        sys.exit(f'error: {len(failed)} of {len(files)} option files failed{left}:\n  ' + '\n  '.join(failed))
