@@ -2,10 +2,10 @@
 ``LiteFaceStudent``), RCAN / ``FaceRCAN`` and SRFBN.
 
 The graph takes ``lq``: (N, 3, L, L) RGB in [0, 1] (L = out_size / scale: 32 for the x8 students) and returns
-``sr``: (N, 3, S, S) in [0, 1]; N is free unless ``--static-batch``. ``LiteFaceStudent`` takes exactly L x L
-(its size check is skipped while tracing; the graph is built for L). The teacher needs component boxes and a
-dictionary search: it is not exported. ``--check`` compares onnxruntime with PyTorch at batch 1 and 3 (1 only
-with ``--static-batch``).
+``sr``: (N, 3, S, S) in [0, 1]; N is free unless ``--static-batch``. The graph is built for L x L (in PyTorch
+``LiteFaceStudent`` is fully convolutional; its exported graph keeps the traced size). The teacher needs component
+boxes and a dictionary search: it is not exported. ``--check`` compares onnxruntime with PyTorch at batch 1 and 3
+(1 only with ``--static-batch``).
 
 Example::
 
@@ -42,8 +42,8 @@ def export_onnx(net, lq_size, path, opset=17, dynamic_batch=True, batch=1):
         batch (int): Batch size of the tracing input.
 
     Raises:
-        ValueError: The network needs component boxes (the teacher), or it takes exactly ``out_size / scale``
-            (``LiteFaceStudent``, whose size check tracing skips) and ``lq_size`` is another size.
+        ValueError: The network needs component boxes (the teacher), or ``lq_size`` is not the
+            ``out_size / scale`` it was built for.
     """
     if getattr(net, 'needs_boxes', False):
         raise ValueError(f'{type(net).__name__} needs component boxes at test time; export the student instead')

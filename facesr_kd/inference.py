@@ -8,20 +8,23 @@ Pipeline for a whole photo:
 
 1. facexlib RetinaFace finds faces and their five landmarks (:mod:`facesr_kd.face.detection`; its weights come
    from a local folder, facexlib's parsing model is never loaded).
-2. Each face goes to the model its size calls for (:func:`choose_model`: with the zoo, the smallest LR input at
-   least the face's native side, else the largest; a face over the largest input times ``keep_larger`` is
-   kept: upscaled with the photo, never shrunk). ``LiteFaceStudent`` faces (the zoo's) are cropped straight
-   out of the photo at the model's input side, one antialiased resampling (:func:`crop_face`). The other archs'
-   faces are aligned to the FFHQ five-point template at the model's *output* size (256) with an
-   anti-aliased warp, then shrunk to the model's input size (32) with MATLAB-style bicubic
+2. With the zoo's fully convolutional ``LiteFaceStudent`` (``crop_method='native'``, the default), each face is
+   restored where it lies: the axis-aligned box of the photo around its aligned square, plus a margin of context,
+   goes to the network at its own size (no resampling, no rotation); the model is the one of the upscale
+   (:func:`choose_by_upscale`), and a face over ``keep_larger`` times the input that model was trained at is
+   kept: upscaled with the photo, never shrunk. With another crop each face goes to the model its size calls for
+   (:func:`choose_model`: the smallest LR input at least the face's native side, else the largest), cropped from
+   the photo at that input side with one antialiased resampling (:func:`crop_face`). The other archs' faces are
+   aligned to the FFHQ five-point template at the model's *output* size (256) with an anti-aliased warp, then
+   shrunk to the model's input size (32) with MATLAB-style bicubic
    (``basicsr.utils.matlab_functions.imresize``). That is how the training pairs were made (aligned 256 crop,
    MATLAB bicubic x1/8), so the network sees inputs distributed like its training LR; a bilinear warp
    straight to 32x32 would point-sample the photo and alias. Real low-resolution faces are small: the 256
    crop is then an enlargement and the 32 input keeps what the photo has.
 3. The network restores the faces in batches, in its cheapest correct CPU form (:func:`prepare_network`:
    eval and inference mode, no gradients, spectral norms baked into plain weights, channels-last memory
-   format for the archs where that measured faster). Every network gets the face at its ``lq_size``
-   (``out_size / scale``), the only input ``LiteFaceStudent`` accepts. The teacher needs component boxes: it
+   format for the archs where that measured faster). Aligned faces come at the model's ``lq_size``
+   (``out_size / scale``); native boxes at their own size, one at a time. The teacher needs component boxes: it
    finds them itself, by detecting the five landmarks on the bicubic-upsampled input (``box_source='detect'``,
    the teacher's own view; template boxes when the detector finds nothing) or from the fixed template boxes of
    an aligned face (``box_source='template'``). The time that costs is reported in :attr:`FaceSRRestorer.last_stats`.
@@ -30,9 +33,10 @@ Pipeline for a whole photo:
    bicubic-upsampled network input; ``'meanstd'``: Lab mean / std matching; ``'none'``). The restored faces
    returned (and written to ``restored_faces/``, ``cmp/``) stay the network's own output, to judge the network
    by; the fix is part of the paste.
-5. The photo is upscaled (Lanczos for ``'none'``, bicubic, or a learned upsampler), and each restored face is
-   warped back with the inverse similarity (times ``upscale``) and blended with facexlib's feathered mask
-   (eroded, then blurred over a twentieth of the face's side: no seam).
+5. The photo is upscaled (Lanczos for ``'none'``, bicubic, or a learned upsampler). A native face is blended
+   over the same box of it, feathered over the context margin (:func:`facesr_kd.face.align.paste_box`); an
+   aligned face is warped back with the inverse similarity (times ``upscale``) and blended with facexlib's
+   feathered mask (eroded, then blurred over a twentieth of the face's side: no seam).
 
 Detection debug view: ``enhance(..., keep_rejected=True)`` keeps in ``last_stats['detections']`` every detection
 down to :data:`DEBUG_CONF_FLOOR`, kept or not and why; ``restore_paths(..., draw_boxes=True)`` draws them
@@ -97,24 +101,34 @@ GRAY_ALPHA_16_NOTE = (
 # contiguous format. ``DFDNetTeacher`` subclasses ``DFDNetStudent``: the decision goes by the arch *name*.
 CHANNELS_LAST_CPU_ARCHS = frozenset({'DFDNetStudent', 'LiteFaceStudent'})
 
-# Face-size-aware restoration (issue 24). Each face of a photo goes to the model whose LR input side is the
-# smallest one at least as large as the face's native side in the photo (:func:`native_face_size`), else to the
-# largest; a face larger than the largest input times ``keep_larger`` is kept: upscaled with the photo, never
-# shrunk (:func:`choose_model`). The default margin is the zoo's; a --model path restores every face, as before.
+# Face-size-aware restoration (issue 24). With the zoo's fully convolutional archs (DIRECT_CROP_ARCHS) the default
+# is crop_method 'native': each face is restored where it lies, at its own size. An axis-aligned box of the photo
+# around the face's aligned square, grown by NATIVE_MARGIN pixels of context, goes to the network as it is (no
+# resampling, no rotation), the model being the one whose scale matches the upscale (:func:`choose_by_upscale`:
+# the smallest scale >= upscale, its output resized to the upscale when they differ); the result is pasted on the
+# same box of the upscaled photo, feathered over the margin (facesr_kd.face.align.paste_box). A face larger than
+# that model's training input times ``keep_larger`` (NATIVE_KEEP_LARGER) is kept: upscaled with the photo.
+# The other crop methods send each face to the model whose LR input side is the smallest one at least as large as
+# the face's native side in the photo (:func:`native_face_size`), else to the largest, keeping a face larger than
+# the largest input times ``keep_larger`` (DEFAULT_KEEP_LARGER) (:func:`choose_model`), and crop it at that
+# input side: 'gauss': the region is Gaussian-prefiltered (sigma = (1 / zoom - 1) / 2), then warped bicubically;
+# 'area': the photo region is shrunk with INTER_AREA, then warped bilinearly (facesr_kd.face.align.warp_face);
+# 'two-step': the face warped to the output side (256), then shrunk with MATLAB bicubic, as the other archs are.
+# Measured with `facesr-kd-benchmark-photos` on the 11 staged photos (faces/whole) and the 10 ffhq512 faces, shrunk
+# x4 / x8 with INTER_AREA, mean face-region PSNR gain over bicubic of the small photo, x4 / x8 (faces more than
+# 0.2 dB below bicubic in brackets). The shipped zoo (lite-x8-56a6b8f9, lite-x4-90d2d826): native +1.07 (2) /
+# +1.40 (0); gauss -0.27 (10) / +0.36 (3). A zoo of RANDOM-weight LiteFaceStudents (an untrained one outputs the
+# bicubic of its input: the crop / paste pipeline alone), 11 photos, --color-fix none, before the paste mapped
+# pixel centres onto centres: two-step -1.86 / -1.51 dB; area -1.77 / -1.28; gauss -1.02 / -0.46; after: area
+# -1.33 / -1.18; gauss -0.23 / -0.30; native's bicubic pipeline is the bicubic photo (tests/test_size_policy.py).
+# Keeping (native): the gain was +0.6 to +2.1 dB on faces 1.8-2.2 times the model's input, -0.26 to +0.72 dB at
+# 4.2-4.4 times (deepface_couple.jpg); larger faces were not measured and cost time with the square of their size.
+# The margin: 16 pixels instead of 8 gave -0.01 / -0.03 dB (x4 / x8, the zoo before fine-tuning).
 DEFAULT_KEEP_LARGER = 1.25
-# How the archs of DIRECT_CROP_ARCHS get their LR face: cropped straight out of the photo at the model's input
-# side, one antialiased resampling (:func:`crop_face`). 'gauss': the region is Gaussian-prefiltered
-# (sigma = (1 / zoom - 1) / 2), then warped bicubically; 'area': the photo region is shrunk with INTER_AREA, then
-# warped bilinearly (facesr_kd.face.align.warp_face); 'two-step': the face warped to the output side (256), then
-# shrunk with MATLAB bicubic, as the other archs are. Measured with `facesr-kd-benchmark-photos` on the 11
-# staged photos (faces/whole) shrunk x4 / x8 with INTER_AREA, a zoo of RANDOM-weight LiteFaceStudents (lite-x8
-# 32->256, lite-x4 64->256: an untrained one outputs the bicubic of its input, so this measures the crop / paste
-# pipeline alone), --color-fix none, mean face-region PSNR gain over bicubic of the small photo, x4 / x8:
-#   two-step -1.86 / -1.51 dB; area -1.77 / -1.28; gauss -1.02 / -0.46 (old paste);
-#   with the paste mapping pixel centres onto centres (now paste_face's): area -1.33 / -1.18; gauss -0.23 / -0.30.
-# So 'gauss' is the default.
-CROP_METHODS = ('gauss', 'area', 'two-step')
-DEFAULT_CROP_METHOD = 'gauss'
+NATIVE_KEEP_LARGER = 4.0
+NATIVE_MARGIN = 8
+CROP_METHODS = ('native', 'gauss', 'area', 'two-step')
+DEFAULT_CROP_METHOD = 'native'
 DIRECT_CROP_ARCHS = frozenset({'LiteFaceStudent'})
 
 
@@ -143,6 +157,25 @@ def choose_model(native, in_sizes, keep_larger=DEFAULT_KEEP_LARGER):
         return None
     fits = [i for i in range(len(in_sizes)) if in_sizes[i] >= native]
     return min(fits, key=lambda i: in_sizes[i]) if fits else largest
+
+
+def choose_by_upscale(upscale, scales):
+    """Which model restores the faces of a photo upscaled by ``upscale`` at their own size (``crop_method='native'``).
+
+    Args:
+        upscale (float): The photo's upscale.
+        scales (Sequence[int]): Each model's scale.
+
+    Returns:
+        int: Index into ``scales`` of the smallest scale at least ``upscale`` (its output is then shrunk to the
+        upscale), the largest when none is (its output is enlarged).
+    """
+    if not len(scales):
+        raise ValueError('no models to choose from')
+    fits = [i for i in range(len(scales)) if scales[i] >= upscale - 1e-6]
+    if fits:
+        return min(fits, key=lambda i: scales[i])
+    return max(range(len(scales)), key=lambda i: scales[i])
 
 
 def lq_affine(affine, out_size, lq_size):
@@ -211,7 +244,9 @@ class RestorerModel:
         lq_size (int): LR input side.
         out_size (int): Output side.
         needs_boxes (bool): It takes component boxes (the teacher).
-        direct_crop (bool): Its faces are cropped straight at ``lq_size`` (:data:`DIRECT_CROP_ARCHS`).
+        direct_crop (bool): Its faces are cropped straight from the photo (:data:`DIRECT_CROP_ARCHS`): at their own
+            size (``crop_method='native'``, the arch is fully convolutional) or at ``lq_size``.
+        scale (int): Its upscale factor.
     """
 
     def __init__(self, name, net, info, channels_last):
@@ -219,6 +254,7 @@ class RestorerModel:
         self.lq_size, self.out_size = int(info['lq_size']), int(info['out_size'])
         self.needs_boxes = bool(info.get('needs_boxes', False))
         self.direct_crop = info.get('type') in DIRECT_CROP_ARCHS
+        self.scale = int(info.get('scale') or round(self.out_size / self.lq_size))
 
 
 class ImageTooLargeError(ValueError):
@@ -406,12 +442,15 @@ class FaceSRRestorer:
             input's before it is pasted into the photo (see :mod:`facesr_kd.face.colour`). The faces
             :meth:`enhance` returns, and aligned crops, are the network's output as it is.
         keep_larger (float | None): Keep (do not restore: upscale with the photo, never shrink) a face whose
-            native side is over the largest model input times this (:func:`choose_model`). None: 1.25
-            (:data:`DEFAULT_KEEP_LARGER`) with zoo models, 0 (restore every face, as before) for a checkpoint
-            given by path or a ``net``.
-        crop_method (str): How the faces of :data:`DIRECT_CROP_ARCHS` (``LiteFaceStudent``) are cropped at the
-            model's input side: ``'area'``, ``'gauss'`` or ``'two-step'`` (:data:`CROP_METHODS`); the other archs
-            always get the two-step crop (warp to the output side, MATLAB-bicubic shrink) they were made for.
+            native side is over this times :meth:`keep_limit` (native faces: the input the upscale's model was
+            trained at; else the largest model input, :func:`choose_model`). None: 4 (:data:`NATIVE_KEEP_LARGER`)
+            for native faces; else 1.25 (:data:`DEFAULT_KEEP_LARGER`) with zoo models, 0 (restore every face) for
+            a checkpoint given by path or a ``net``.
+        crop_method (str): How the faces of :data:`DIRECT_CROP_ARCHS` (``LiteFaceStudent``, fully convolutional)
+            reach the network (:data:`CROP_METHODS`): ``'native'``: restored where they lie, at their own size, by
+            the model of the upscale (:func:`choose_by_upscale`), pasted on the same box; ``'area'``, ``'gauss'``
+            or ``'two-step'``: cropped at the input side of the model their size calls for. The other archs always
+            get the two-step crop (warp to the output side, MATLAB-bicubic shrink) they were made for.
         zoo (str | None): The zoo folder (default: ``$FACESR_KD_ZOO``, else ``facesr_kd/weights``).
 
     Attributes:
@@ -489,7 +528,6 @@ class FaceSRRestorer:
             name = next((m.name for m in list_models(self.zoo_root) if m.path == path), None) if from_zoo else None
             loaded = [(name or info_['type'], net_, {**info_, **({'name': name} if name else {})})]
         self.from_zoo = from_zoo
-        self.keep_larger = (DEFAULT_KEEP_LARGER if from_zoo else 0.0) if keep_larger is None else float(keep_larger)
         self.models = []
         for name, net_, info_ in loaded:
             net_, cl = prepare_network(net_, self.device, arch_type=info_.get('type'), channels_last=channels_last)
@@ -497,6 +535,11 @@ class FaceSRRestorer:
                 net_ = net_.half()
             self.models.append(RestorerModel(name, net_, info_, cl))
         self.models.sort(key=lambda m: m.lq_size)
+        # Faces restored at their own size: the fully convolutional archs, unless another crop is asked for.
+        self.native = crop_method == 'native' and all(m.direct_crop for m in self.models)
+        if keep_larger is None:
+            keep_larger = NATIVE_KEEP_LARGER if self.native else DEFAULT_KEEP_LARGER if from_zoo else 0.0
+        self.keep_larger = float(keep_larger)
         # The largest-input model stands for the restorer where one network is asked for (net, info, sizes).
         main = self.models[-1]
         self.net, self.channels_last = main.net, main.channels_last
@@ -560,8 +603,9 @@ class FaceSRRestorer:
                 do not filter them and the detector is not run.
 
         Returns:
-            tuple: ``(cropped_faces, restored_faces, restored_img)``: lists of (lq, lq, 3) network inputs and of
-            (out, out, 3) restored faces (uint8 BGR), and the upscaled photo in ``img``'s layout and dtype
+            tuple: ``(cropped_faces, restored_faces, restored_img)``: lists of the network inputs ((lq, lq, 3)
+            aligned faces, or (h, w, 3) boxes of the photo for native faces) and of the restored faces ((out, out,
+            3), or (h * scale, w * scale, 3)), uint8 BGR, and the upscaled photo in ``img``'s layout and dtype
             (None when ``aligned`` or not ``paste_back``). With no face found the photo is still upscaled and
             the lists are empty. :attr:`last_stats` holds counts and timings (``boxes_s``: the teacher's box
             search) and, for a whole photo, ``detections``: the kept faces, in the order of the lists, each a dict
@@ -569,7 +613,8 @@ class FaceSRRestorer:
             ``<name>_<index>`` of :func:`restore_paths`'s files) and ``affine``; with ``keep_rejected`` then the
             others, with ``kept=False``, ``reason`` and a short ``label`` (see :meth:`detect`). Each restored face
             also has ``model`` (the name of the model that restored it) and ``native_size`` (its side in the
-            photo, :func:`native_face_size`); ``last_stats['by_model']`` counts the faces per model and
+            photo, :func:`native_face_size`), and native faces their ``crop_box`` ``(x0, y0, x1, y1)`` in the
+            photo; ``last_stats['by_model']`` counts the faces per model and
             ``last_stats['kept_large']`` lists the faces kept unrestored by the size policy (:func:`choose_model`:
             ``size_kept=True``, ``native_size``, ``reason``; they are upscaled with the photo, never shrunk).
 
@@ -604,6 +649,8 @@ class FaceSRRestorer:
             faces, rejected = self.detect(bgr, only_center_face), []
         stats['detect_s'] = time.perf_counter() - t0
         in_sizes = [m.lq_size for m in self.models]
+        limit, limit_text = self.keep_limit()
+        by_upscale = choose_by_upscale(self.upscale, [m.scale for m in self.models]) if self.native else None
         lqs, kept = [], []
         for det in faces:
             try:
@@ -613,11 +660,13 @@ class FaceSRRestorer:
                 rejected.append({**det, 'kept': False, 'reason': reason, 'label': 'degenerate landmarks'})
                 continue
             native = native_face_size(affine, self.out_size)
-            choice = choose_model(native, in_sizes, self.keep_larger)
+            if self.native:
+                choice = None if self.keep_larger and native > self.keep_larger * limit else by_upscale
+            else:
+                choice = choose_model(native, in_sizes, self.keep_larger)
             if choice is None:
-                largest = max(in_sizes)
                 reason = (
-                    f'kept: {native:.0f} px face, over {self.keep_larger:g} x {largest} px (the largest model input): '
+                    f'kept: {native:.0f} px face, over {self.keep_larger:g} x {limit_text}: '
                     'upscaled with the photo, not shrunk (--keep-larger)'
                 )
                 large = {**det, 'kept': False, 'size_kept': True, 'native_size': native, 'reason': reason}
@@ -626,16 +675,28 @@ class FaceSRRestorer:
                 rejected.append(large)
                 continue
             model = self.models[choice]
-            affine = affine * (model.out_size / self.out_size)  # photo -> this model's output face
-            if model.direct_crop and self.crop_method != 'two-step':
-                crop = crop_face(bgr, lq_affine(affine, model.out_size, model.lq_size), model.lq_size, self.crop_method)
-                lq = crop.astype(np.float32) / 255.0
+            crop_box = None
+            if self.native:
+                crop_box = align.face_box(affine, self.out_size, bgr.shape, NATIVE_MARGIN)
+                if crop_box[2] - crop_box[0] < 2 or crop_box[3] - crop_box[1] < 2:
+                    reason = 'the face lies outside the photo'
+                    rejected.append({**det, 'kept': False, 'reason': reason, 'label': 'outside the photo'})
+                    continue
+                x0, y0, x1, y1 = crop_box
+                lq = bgr[y0:y1, x0:x1].astype(np.float32) / 255.0
             else:
-                crop = align.warp_face(bgr, affine, model.out_size, antialias=True)
-                lq = resize_face(crop.astype(np.float32) / 255.0, model.lq_size)
+                affine = affine * (model.out_size / self.out_size)  # photo -> this model's output face
+                if model.direct_crop and self.crop_method != 'two-step':
+                    lq_aff = lq_affine(affine, model.out_size, model.lq_size)
+                    lq = crop_face(bgr, lq_aff, model.lq_size, self.crop_method).astype(np.float32) / 255.0
+                else:
+                    crop = align.warp_face(bgr, affine, model.out_size, antialias=True)
+                    lq = resize_face(crop.astype(np.float32) / 255.0, model.lq_size)
             lqs.append(np.clip(lq, 0, 1))
             kept.append({**det, 'kept': True, 'index': len(kept), 'affine': affine, 'model': model.name})
             kept[-1]['native_size'] = native
+            if crop_box is not None:
+                kept[-1]['crop_box'] = crop_box
             stats['by_model'][model.name] = stats['by_model'].get(model.name, 0) + 1
         stats['faces'] = len(kept)
         stats['detections'] = kept + (rejected if keep_rejected else [])
@@ -654,12 +715,28 @@ class FaceSRRestorer:
         t0 = time.perf_counter()
         out = self.upscale_background(bgr)
         for face, det in zip(pasted, kept):
-            self._paste(out, face, det['affine'])
+            if 'crop_box' in det:
+                self._paste_box(out, face, det['crop_box'], (h, w))
+            else:
+                self._paste(out, face, det['affine'])
         if alpha is not None:
             alpha_up = self._resize(alpha, out.shape[1], out.shape[0])
             out = np.concatenate([out, alpha_up[..., None].astype(out.dtype)], axis=2)
         stats['paste_s'] = time.perf_counter() - t0
         return cropped_faces, restored_faces, self._restore_layout(out, layout, in_dtype)
+
+    def keep_limit(self):
+        """The side a face's native size is compared with (times :attr:`keep_larger`) to keep it, and its words.
+
+        Returns:
+            tuple[int, str]: With ``native`` faces, the input side the upscale's model (:func:`choose_by_upscale`)
+            was trained at; else the largest model input.
+        """
+        if self.native:
+            model = self.models[choose_by_upscale(self.upscale, [m.scale for m in self.models])]
+            return model.lq_size, f'{model.lq_size} px (the input {model.name} was trained at)'
+        largest = max(m.lq_size for m in self.models)
+        return largest, f'{largest} px (the largest model input)'
 
     # ----------------------------------------------------------------------------------------------------------
     def check_size(self, h, w):
@@ -822,21 +899,25 @@ class FaceSRRestorer:
             stats['box_fallbacks'] += sum(fb for _, fb in found)
             stats['boxes_s'] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        outs = []
+        outs, i = [], 0
         with torch.inference_mode():
-            for i in range(0, len(lqs), self.batch_size):
-                batch = np.stack([lq[..., ::-1] for lq in lqs[i : i + self.batch_size]])  # BGR -> RGB
+            while i < len(lqs):
+                j = i + 1  # a batch: up to batch_size faces of one size (native crops differ)
+                while j < len(lqs) and j - i < self.batch_size and lqs[j].shape == lqs[i].shape:
+                    j += 1
+                batch = np.stack([lq[..., ::-1] for lq in lqs[i:j]])  # BGR -> RGB
                 x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float().to(self.device)
                 x = to_memory_format(x.half() if self.half else x, model.channels_last)
                 if boxes is None:
                     y = model.net(x)
                 else:
-                    b = torch.from_numpy(boxes[i : i + self.batch_size]).to(self.device)
+                    b = torch.from_numpy(boxes[i:j]).to(self.device)
                     y = model.net(x, b.half() if self.half else b)
                 if isinstance(y, (list, tuple)):
                     y = y[-1]
                 y = y.clamp(0, 1).mul(255).permute(0, 2, 3, 1).float().cpu().numpy()
                 outs.extend(np.ascontiguousarray(o[..., ::-1]) for o in y)
+                i = j
         stats['sr_s'] += time.perf_counter() - t0
         return outs
 
@@ -879,6 +960,19 @@ class FaceSRRestorer:
         roi_affine[:, 2] += affine[:, :2] @ np.array([x0 / s, y0 / s])
         region = out[y0:y1, x0:x1]
         out[y0:y1, x0:x1] = align.paste_face(region, face, roi_affine, s)
+
+    def _paste_box(self, out, face, box, shape):
+        """Blend one face restored at its own size (``crop_box`` ``box`` of a ``shape`` photo) into ``out`` in
+        place, feathered over the context margin (:func:`facesr_kd.face.align.paste_box`)."""
+        h, w = shape
+        sy, sx = out.shape[0] / h, out.shape[1] / w
+        x0, y0, x1, y1 = box
+        X0, Y0, X1, Y1 = (int(round(v)) for v in (x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+        if face.shape[:2] != (Y1 - Y0, X1 - X0):  # the model's scale is not the upscale
+            shrinks = face.shape[0] > Y1 - Y0
+            face = cv2.resize(face, (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_CUBIC)
+        edges = (y0 > 0, y1 < h, x0 > 0, x1 < w)
+        out[Y0:Y1, X0:X1] = align.paste_box(out[Y0:Y1, X0:X1], face, NATIVE_MARGIN * min(sx, sy), edges)
 
     @staticmethod
     def _restore_layout(out, layout, in_dtype):
@@ -1091,9 +1185,8 @@ def face_policy_line(by_model, kept, restorer):
     models = ', '.join(f'{name}: {n}' for name, n in sorted(by_model.items()))
     line = f'faces: {restored} restored' + (f' ({models})' if models else '')
     if kept:
-        largest = max(m.lq_size for m in restorer.models)
         line += (
-            f', {kept} kept (native size over {restorer.keep_larger:g} x {largest} px, the largest model input: '
+            f', {kept} kept (native size over {restorer.keep_larger:g} x {restorer.keep_limit()[1]}: '
             'upscaled with the photo, never shrunk; --keep-larger sets the margin)'
         )
     else:

@@ -169,10 +169,13 @@ def options_dir():
 
 # The model zoo's recipes (options/zoo_*.yml): zoo name -> the option files of its training stages, in order
 # (a later stage fine-tunes the one before: ``path: pretrain_network_g`` names that stage's net_g_latest.pth).
-ZOO_RECIPES = {'lite-x8': ('zoo_lite_x8.yml',), 'lite-x4': ('zoo_lite_x4.yml',)}
-# A second stage per zoo model, run and measured but not shipped: better on the FFHQ test faces, worse on the
-# photo benchmark (docs/model_zoo.md#fine-tuning-measured-not-shipped).
-ZOO_FINETUNE = {'lite-x8': 'zoo_lite_x8_ft.yml', 'lite-x4': 'zoo_lite_x4_ft.yml'}
+ZOO_RECIPES = {
+    'lite-x8': ('zoo_lite_x8.yml', 'zoo_lite_x8_ft.yml'),
+    'lite-x4': ('zoo_lite_x4.yml', 'zoo_lite_x4_ft.yml'),
+}
+# Controls, run and measured, never shipped: stage 1 of lite-x8 with clean MATLAB-bicubic LR only (what training
+# on realistic degradations costs on the clean FFHQ benchmark, docs/model_zoo.md).
+ZOO_CONTROLS = ('zoo_lite_x8_clean.yml',)
 
 
 def shipped_option_files():

@@ -7,7 +7,7 @@ input, so the scores measure the crop / paste pipeline alone, never quality.
 import math
 
 import facesr_kd  # noqa: F401  (registers the archs)
-from facesr_kd.benchmarks.photos import face_region, load_rows, shrink, summarise
+from facesr_kd.benchmarks.photos import comparison_picture, face_region, load_rows, shrink, summarise
 from facesr_kd.cli import benchmark_photos as cli
 
 import numpy as np
@@ -24,6 +24,18 @@ def test_shrink_and_face_region():
     ref, small = shrink(img, 4)
     assert ref.shape == (100, 200, 3) and small.shape == (25, 50, 3)
     assert face_region([1.2, 2.0, 10.1, 30.0], 4, (100, 200)) == (4, 8, 41, 100)
+
+
+@pytest.mark.parametrize(('region', 'shape'), [((0, 0, 300, 100), (204, 604, 3)), ((0, 0, 100, 100), (100, 412, 3))])
+def test_comparison_picture_puts_a_wide_region_in_two_rows(region, shape):
+    """Four panels (input, bicubic, ours, original): one row, or two rows of two for a region wider than tall,
+    with 4-pixel white separators."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (100, 300, 3), np.uint8)
+    small = img[::4, ::4]
+    images = {'small': small, 'bicubic': img, 'ours': img.copy(), 'reference': img.copy(), 'regions': [region]}
+    pic = comparison_picture({**images, 'up': 4}, margin=0)
+    assert pic.shape == shape and (pic[:, region[2]] == 255).all()  # the separator after the first panel
 
 
 def test_summarise_counts_losses():

@@ -4,7 +4,7 @@ import random
 
 from facesr_kd.data.degradations import KERNELS, RealisticDownscale, jpeg, resize_down
 from facesr_kd.data.face_sr_dataset import FaceSRDataset, downscale_like_prepare
-from facesr_kd.recipes import ZOO_FINETUNE, copy_options, load_yaml, options_dir
+from facesr_kd.recipes import ZOO_CONTROLS, copy_options, load_yaml, options_dir
 from facesr_kd.recipes import ZOO_RECIPES as RECIPES
 
 import cv2
@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, ffhq_ids, run_python
 
-ZOO_RECIPES = (*(f for stages in RECIPES.values() for f in stages), *ZOO_FINETUNE.values())
+ZOO_RECIPES = tuple(f for stages in RECIPES.values() for f in stages)
 
 
 @pytest.fixture(scope='module')
@@ -131,12 +131,23 @@ def test_zoo_recipes_train_on_ffhq_train_and_synthetic_never_the_test_ids(recipe
 
 @pytest.mark.parametrize('name', RECIPES)
 def test_each_zoo_stage_fine_tunes_the_ema_weights_of_the_stage_before_with_the_same_network(name):
-    opts = [load_yaml(f'{options_dir()}/{f}') for f in (*RECIPES[name], ZOO_FINETUNE[name])]
+    opts = [load_yaml(f'{options_dir()}/{f}') for f in RECIPES[name]]
+    assert len(opts) == 2
     assert opts[0]['path']['pretrain_network_g'] is None
     for before, after in zip(opts, opts[1:]):
         assert after['path']['pretrain_network_g'] == f'experiments/{before["name"]}/models/net_g_latest.pth'
         assert after['path']['param_key_g'] == 'params_ema' and after['network_g'] == before['network_g']
         assert after['datasets'] == before['datasets'] and after['name'] != before['name']
+
+
+@pytest.mark.parametrize('control', ZOO_CONTROLS)
+def test_zoo_clean_control_is_stage_one_with_only_the_lr_changed(control):
+    """The control differs from lite-x8's first stage in its name and its clean LR alone, so the two measure what
+    the realistic degradations cost on the clean benchmark."""
+    ctrl, stage1 = (load_yaml(f'{options_dir()}/{f}') for f in (control, RECIPES['lite-x8'][0]))
+    assert ctrl['datasets']['train'].pop('degradation') is False and stage1['datasets']['train'].pop('degradation')
+    assert ctrl.pop('name') != stage1.pop('name')
+    assert ctrl == stage1
 
 
 @pytest.mark.slow

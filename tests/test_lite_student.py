@@ -103,14 +103,26 @@ def test_untrained_with_input_skip_is_bicubic_upsampling(out_size, scale):
         assert (plain(lq) - bicubic).abs().mean() > 0.1
 
 
-def test_bad_input_size_and_bad_options_are_clear():
+def test_fully_convolutional_any_input_size_and_a_crop_restores_as_the_whole():
+    """Any (h, w) gives (h * scale, w * scale); a crop's output equals the whole input's output on that crop,
+    away from the crop's borders (what restoring a face where it lies in a photo relies on)."""
+    net = lite(256, 4, perturb_to_rgb=True)
+    whole = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        out = net(whole)
+        part = net(whole[..., 8:32, 16:48])
+    assert out.shape == (1, 3, 160, 224) and part.shape == (1, 3, 96, 128)
+    inner = (slice(None), slice(None), slice(4 * 4, -4 * 4), slice(4 * 4, -4 * 4))  # 4 LR pixels in from the crop edge
+    torch.testing.assert_close(part[inner], out[..., 32:128, 64:192][inner], atol=1e-3, rtol=0)
+    assert (part - out[..., 32:128, 64:192]).abs().max() > 1e-3  # the crop's borders do differ (zero padding)
+
+
+def test_bad_input_and_bad_options_are_clear():
     net = lite(256, 8)
-    with pytest.raises(
-        ValueError, match=r'out_size=256, scale=8\) takes the LR face, \(B, 3, 32, 32\); got \(1, 3, 256'
-    ):
-        net(torch.rand(1, 3, 256, 256))  # a bicubic-upsampled input, as the DFDNet students take
-    with pytest.raises(ValueError, match=r'\(B, 3, 32, 32\); got \(2, 3, 16, 16\)'):
-        net(torch.rand(2, 3, 16, 16))
+    with pytest.raises(ValueError, match=r'takes \(B, 3, h, w\) RGB faces; got \(3, 32, 32\)'):
+        net(torch.rand(3, 32, 32))
+    with pytest.raises(ValueError, match=r'got \(1, 1, 32, 32\)'):
+        net(torch.rand(1, 1, 32, 32))
     with pytest.raises(ValueError, match='power-of-two scale'):
         LiteFaceStudent(out_size=192, scale=3)
     with pytest.raises(ValueError, match='out_size 100 is not a multiple of scale 8'):
@@ -184,18 +196,21 @@ def test_inference_cli_whole_photo_with_lite_checkpoint(tmp_path, shared_data, l
     photo = shared_data / 'faces' / 'whole' / 'codeformer_00.jpg'
     args = cli.parse_args(['-i', str(photo), '-o', str(tmp_path), '--model', lite_ckpt, '--upscale', '2', *DET_ARGS])
     summary = cli.run(args)
-    assert 'LiteFaceStudent x8, faces 32 -> 256, channels-last (checkpoint; every face restored) on cpu' in (
-        capsys.readouterr().out
+    line = (
+        'LiteFaceStudent x8, faces 32 -> 256, channels-last (checkpoint; faces over 4 x 32 px (the input '
+        'LiteFaceStudent was trained at) kept, each at its own size)'
     )
+    assert f'{line} on cpu' in capsys.readouterr().out
     assert summary['faces'] == {str(photo): 4} and not summary['skipped']
     cropped = sorted(os.listdir(tmp_path / 'cropped_faces'))
     restored = sorted(os.listdir(tmp_path / 'restored_faces'))
     assert len(cropped) == len(restored) == 4
     for c, r in zip(cropped, restored):
         lq, face = cv2.imread(str(tmp_path / 'cropped_faces' / c)), cv2.imread(str(tmp_path / 'restored_faces' / r))
-        assert lq.shape == (32, 32, 3) and face.shape == (256, 256, 3)
-        # The net got the 32x32 face (RGB, in [0, 1]) and gave its bicubic upsampling: colours and geometry kept.
-        bicubic = cv2.resize(lq, (256, 256), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        # The face's box of the photo, at its own size, and the net's x8 output of it
+        assert lq.shape[0] > 16 and face.shape == (8 * lq.shape[0], 8 * lq.shape[1], 3)
+        # The net got the face (RGB, in [0, 1]) and gave its bicubic upsampling: colours and geometry kept.
+        bicubic = cv2.resize(lq, face.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(np.float32)
         assert np.abs(face.astype(np.float32) - bicubic).mean() < 0.5  # measured: 0.2 (rounding, cv2 vs torch)
     src = cv2.imread(str(photo))
     out = cv2.imread(str(tmp_path / 'restored_imgs' / 'codeformer_00.jpg'))

@@ -29,11 +29,11 @@ def load(path):
 
 
 def test_the_shipped_recipes_are_all_here():
-    from facesr_kd.recipes import METHODS, ZOO_FINETUNE, ZOO_RECIPES
+    from facesr_kd.recipes import METHODS, ZOO_CONTROLS, ZOO_RECIPES
 
     names = {p.relative_to(REPO_ROOT / 'options').as_posix() for p in OPTION_FILES}
     expected = {train for train, _, _ in METHODS.values()} | {f'test/{test}' for _, test, _ in METHODS.values()}
-    zoo = {f for stages in ZOO_RECIPES.values() for f in stages} | set(ZOO_FINETUNE.values())
+    zoo = {f for stages in ZOO_RECIPES.values() for f in stages} | set(ZOO_CONTROLS)
     assert names == expected | {'train_teacher_gan_vggface2.yml'} | zoo
     assert len(METHODS) == 12 and sum(n.startswith('test/') for n in names) == 12
 

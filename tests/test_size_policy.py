@@ -1,5 +1,8 @@
 """Face-size-aware restoration: which model each face gets, or whether it is kept (facesr_kd.inference).
 
+Two policies: the default ``crop_method='native'`` restores each face where it lies, at its own size, with the
+model whose scale matches the upscale; the other crops send each face to the model whose input matches its size.
+
 Faces are synthetic: five landmarks on the FFHQ template, scaled to a chosen native size and placed in a smooth
 random image, passed to ``FaceSRRestorer.enhance(faces=...)`` so no detector runs. The zoo is tests/zoo_helpers.py's:
 tiny LiteFaceStudents with RANDOM weights (16 -> 128 x8 and 32 -> 128 x4); with ``perturb=False`` each outputs the
@@ -10,7 +13,10 @@ import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd.face import align, debug_view
 from facesr_kd.inference import (
     DEFAULT_KEEP_LARGER,
+    NATIVE_KEEP_LARGER,
+    NATIVE_MARGIN,
     FaceSRRestorer,
+    choose_by_upscale,
     choose_model,
     crop_face,
     lq_affine,
@@ -77,7 +83,8 @@ def test_native_face_size_from_landmarks(native, angle):
 
 
 def test_restorer_sends_each_face_to_its_model_and_keeps_large_ones(bicubic_zoo):
-    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=2, device='cpu', color_fix='none')
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=2, device='cpu', color_fix='none', crop_method='gauss')
+    assert not r.native and r.keep_larger == DEFAULT_KEEP_LARGER
     img = smooth_photo()
     faces = [face(12, (40, 40)), face(24, (110, 50), 10), face(36, (200, 60)), face(80, (160, 160))]
     cropped, restored, out = r.enhance(img, faces=faces)
@@ -99,13 +106,73 @@ def test_restorer_sends_each_face_to_its_model_and_keeps_large_ones(bicubic_zoo)
 
 def test_a_path_model_restores_every_face_unless_told(bicubic_zoo):
     path = next(m.path for m in __import__('facesr_kd.zoo', fromlist=['x']).list_models(bicubic_zoo))
-    r = FaceSRRestorer(model_path=path, device='cpu', upscale=2)
+    r = FaceSRRestorer(model_path=path, device='cpu', upscale=2, crop_method='gauss')
     assert not r.from_zoo and r.keep_larger == 0
+    native = FaceSRRestorer(model_path=path, device='cpu', upscale=2)  # faces at their own size: large ones kept
+    assert native.native and native.keep_larger == NATIVE_KEEP_LARGER
     r.enhance(smooth_photo(), faces=[face(80, (160, 120))], paste_back=False)
     assert r.last_stats['faces'] == 1
-    kept = FaceSRRestorer(model_path=path, device='cpu', upscale=2, keep_larger=1.25)
+    kept = FaceSRRestorer(model_path=path, device='cpu', upscale=2, keep_larger=1.25, crop_method='gauss')
     kept.enhance(smooth_photo(), faces=[face(80, (160, 120))], paste_back=False)
     assert kept.last_stats['faces'] == 0 and len(kept.last_stats['kept_large']) == 1
+
+
+@pytest.mark.parametrize(('upscale', 'expected'), [(1, 0), (2, 0), (4, 0), (4.5, 1), (8, 1), (16, 1)])
+def test_choose_by_upscale_smallest_scale_at_least_the_upscale_else_largest(upscale, expected):
+    assert choose_by_upscale(upscale, [4, 8]) == expected
+    assert choose_by_upscale(upscale, [8, 4]) == 1 - expected  # any order
+    with pytest.raises(ValueError):
+        choose_by_upscale(2, [])
+
+
+@pytest.mark.parametrize(('upscale', 'model'), [(4, 'lite-x4'), (8, 'lite-x8'), (2, 'lite-x4')])
+def test_native_restores_each_face_at_its_own_size_with_the_upscale_model(bicubic_zoo, upscale, model):
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=upscale, device='cpu', color_fix='none')
+    assert r.native and r.keep_larger == NATIVE_KEEP_LARGER
+    img = smooth_photo()
+    faces = [face(12, (40, 40)), face(24, (110, 50), 10), face(36, (200, 60)), face(200, (160, 130))]
+    cropped, restored, out = r.enhance(img, faces=faces)
+    stats = r.last_stats
+    assert stats['by_model'] == {model: 3} and [d['model'] for d in stats['detections']] == [model] * 3
+    scale = {'lite-x4': 4, 'lite-x8': 8}[model]
+    for c, f, det in zip(cropped, restored, stats['detections']):
+        x0, y0, x1, y1 = det['crop_box']
+        assert c.shape[:2] == (y1 - y0, x1 - x0)  # the photo's own pixels: no resampling
+        assert np.array_equal(c, img[y0:y1, x0:x1])
+        assert f.shape[:2] == (scale * (y1 - y0), scale * (x1 - x0))
+    # the box is the face's aligned square (rotated for the second face) plus the margin, clipped to the photo
+    sides = [d['crop_box'][2] - d['crop_box'][0] for d in stats['detections']]
+    assert sides[0] == pytest.approx(12 + 2 * NATIVE_MARGIN, abs=2) and sides[2] == pytest.approx(36 + 16, abs=2)
+    rotated = 24 * (np.cos(np.radians(10)) + np.sin(np.radians(10)))  # the 10-degree square's axis-aligned side
+    assert sides[1] == pytest.approx(rotated + 2 * NATIVE_MARGIN, abs=2) and sides[1] > 24 + 2 * NATIVE_MARGIN + 2
+    # 200 px is over NATIVE_KEEP_LARGER x the model's training input (16 or 32 px in the tiny zoo): kept
+    [large] = stats['kept_large']
+    assert 'kept' in large['reason'] and 'was trained at' in large['reason']
+    assert out.shape[:2] == (240 * upscale, 320 * upscale)
+
+
+@pytest.mark.parametrize('upscale', [4, 8, 2])
+def test_native_pipeline_of_a_bicubic_model_is_the_bicubic_photo(bicubic_zoo, upscale):
+    """A bicubic "model" restoring faces at their own size gives the bicubic photo: crop, scale and paste line up
+    to the pixel (the first face touches the photo's border, the second is rotated)."""
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=upscale, device='cpu', color_fix='none')
+    img = smooth_photo(seed=1)
+    _, _, out = r.enhance(img, faces=[face(20, (12, 14)), face(28, (150, 120), 15)])
+    assert r.last_stats['faces'] == 2
+    bic = cv2.resize(img, (320 * upscale, 240 * upscale), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    mse = np.mean((out.astype(np.float64) - bic) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 50
+
+
+def test_paste_box_feathers_inner_sides_only():
+    region = np.zeros((20, 30, 3), np.uint8)
+    face_ = np.full((20, 30, 3), 200, np.uint8)
+    out = align.paste_box(region, face_, feather=5, edges=(True, False, False, True))
+    assert out[19, 0, 0] == 200 and out[10, 10, 0] == 200  # bottom and left sides: the photo's border, not feathered
+    assert out[0, 10, 0] == 20 and out[10, 29, 0] == 20  # half a pixel into a ramp of 5: weight 0.1
+    assert out[2, 10, 0] == 100  # 2.5 pixels in: half
+    with pytest.raises(ValueError, match='differ in size'):
+        align.paste_box(region, face_[:10], feather=5)
 
 
 @pytest.mark.parametrize('method', ['gauss', 'area', 'two-step'])
@@ -113,6 +180,7 @@ def test_pipeline_of_a_bicubic_model_reproduces_the_bicubic_photo(bicubic_zoo, m
     """A bicubic "model" restoring faces cropped at its input and pasted back gives nearly the bicubic photo:
     crop (one antialiased resampling, corner-aligned as the training LR) and paste (centred) line up."""
     r = FaceSRRestorer(zoo=bicubic_zoo, upscale=4, device='cpu', color_fix='none', crop_method=method)
+    assert not r.native
     img = smooth_photo(seed=1)
     _, _, out = r.enhance(img, faces=[face(28, (150, 120), 15)])
     bic = cv2.resize(img, (1280, 960), interpolation=cv2.INTER_CUBIC).astype(np.float64)

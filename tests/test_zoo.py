@@ -13,7 +13,7 @@ import shutil
 import facesr_kd  # noqa: F401  (registers the archs)
 from facesr_kd.cli import inference as infer_cli
 from facesr_kd.cli import models as models_cli
-from facesr_kd.inference import FaceSRRestorer
+from facesr_kd.inference import DEFAULT_KEEP_LARGER, NATIVE_KEEP_LARGER, FaceSRRestorer
 from facesr_kd.utils.checkpoint import CheckpointError, load_sr_network
 from facesr_kd.zoo import PACKAGE_ZOO, ZOO_ENV, list_models, resolve_model, zoo_root
 
@@ -90,10 +90,13 @@ def test_a_corrupted_zoo_file_is_refused_by_its_hash(tiny_zoo, tmp_path):
 def test_restorer_loads_the_whole_zoo_or_one_model(tiny_zoo):
     folder, _ = tiny_zoo
     r = FaceSRRestorer(zoo=folder, device='cpu')
-    assert [m.name for m in r.models] == ['lite-x8', 'lite-x4'] and r.from_zoo and r.keep_larger == 1.25
+    assert [m.name for m in r.models] == ['lite-x8', 'lite-x4'] and r.from_zoo and r.native
+    assert r.keep_larger == NATIVE_KEEP_LARGER
     assert [m['name'] for m in r.info['models']] == ['lite-x8', 'lite-x4'] and r.lq_size == 32
     one = FaceSRRestorer(model_path='lite-x8', zoo=folder, device='cpu')
-    assert [m.name for m in one.models] == ['lite-x8'] and one.from_zoo and one.keep_larger == 1.25
+    assert [m.name for m in one.models] == ['lite-x8'] and one.from_zoo and one.keep_larger == NATIVE_KEEP_LARGER
+    sized = FaceSRRestorer(model_path='lite-x8', zoo=folder, device='cpu', crop_method='gauss')
+    assert not sized.native and sized.keep_larger == DEFAULT_KEEP_LARGER
     x4 = FaceSRRestorer(zoo=folder, scale=4, device='cpu')
     assert [m.name for m in x4.models] == ['lite-x4']
     with pytest.raises(FileNotFoundError, match=r'no x2 model in the zoo'):
@@ -115,7 +118,7 @@ def test_models_cli_lists_the_zoo_and_its_quality(tiny_zoo, tmp_path, capsys):
     assert '2 model(s)' in out and 'lite-x4' in out and '32->128' in out
     line = next(ln for ln in out.splitlines() if ln.startswith('lite-x8'))
     assert 'x8' in line and '16->128' in line and '0.12 M' in line and '1.23' in line
-    assert 'clean 26.5/0.75 (bicubic 24.29/0.68)' in line and os.path.basename(files['lite-x8']) in line
+    assert 'clean 26.50/0.750 (bicubic 24.29/0.680)' in line and os.path.basename(files['lite-x8']) in line
 
 
 def test_models_cli_empty_zoo_exits_0(tmp_path, capsys):

@@ -4,7 +4,6 @@ import math
 
 from facesr_kd.archs.arch_util import upsample_input, zero_init_
 
-import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -32,7 +31,8 @@ class LiteFaceStudent(nn.Module):
     RGB, so ``DictDistillModel``'s 1x1 adapter and feature discriminator apply unchanged.
 
     Args:
-        out_size (int): Output size (e.g. 128, 256, 512); the input must be ``out_size / scale``.
+        out_size (int): Output size it is trained and tested at (e.g. 128, 256, 512), from ``out_size / scale``
+            inputs.
         scale (int): Upscale factor, a power of two (2, 4, 8).
         num_feat (int): Width at the LR resolution.
         num_block (int): Residual blocks at the LR resolution.
@@ -42,8 +42,9 @@ class LiteFaceStudent(nn.Module):
             untrained network is bicubic upsampling); False: the output is ``to_rgb`` of the feature alone.
 
     Shapes:
-        lq: (B, 3, out_size / scale, out_size / scale) in [0, 1]. Output: (B, 3, out_size, out_size), and with
-        ``return_feat`` the feature (B, feat_channels, out_size, out_size) entering the final conv to RGB.
+        lq: (B, 3, out_size / scale, out_size / scale) in [0, 1], the size it is trained at; being fully
+        convolutional it takes any (B, 3, h, w). Output: (B, 3, h * scale, w * scale), and with ``return_feat``
+        the feature (B, feat_channels, h * scale, w * scale) entering the final conv to RGB.
     """
 
     needs_boxes = False
@@ -73,18 +74,17 @@ class LiteFaceStudent(nn.Module):
             zero_init_(self.to_rgb)
 
     def forward(self, lq, return_feat=False):
-        """Super-resolve ``lq`` (B, 3, out_size / scale, out_size / scale)."""
-        if not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
-            expected = self.out_size // self.scale
-            if tuple(lq.shape[-2:]) != (expected, expected):
-                raise ValueError(
-                    f'LiteFaceStudent(out_size={self.out_size}, scale={self.scale}) takes the LR face, '
-                    f'(B, 3, {expected}, {expected}); got {tuple(lq.shape)}'
-                )
+        """Super-resolve ``lq`` (B, 3, h, w) to (B, 3, h * scale, w * scale).
+
+        The network is fully convolutional: it was trained on (out_size / scale)-pixel aligned faces, and the
+        restorer also gives it a face where it lies in a photo, at its own size (``crop_method='native'``).
+        """
+        if lq.ndim != 4 or lq.shape[1] != 3:
+            raise ValueError(f'LiteFaceStudent takes (B, 3, h, w) RGB faces; got {tuple(lq.shape)}')
         x = self.head(lq)
         x = x + self.body(x)
         feat = self.tail(self.up(x))
         img = self.to_rgb(feat)
         if self.input_skip:
-            img = img + upsample_input(lq, self.out_size)
+            img = img + upsample_input(lq, tuple(feat.shape[-2:]))
         return (img, feat) if return_feat else img

@@ -142,7 +142,8 @@ def score_photo(restorer, img, factor, shrink_photo=True, upscale=None):
 
 
 def comparison_picture(images, margin=0.25, max_width=PICTURE_MAX_WIDTH):
-    """input | bicubic | ours (| original when shrunk), cropped around the faces' regions.
+    """input | bicubic | ours (| original when shrunk), cropped around the faces' regions; four panels of a
+    region wider than tall go in two rows of two.
 
     Args:
         images (dict): :func:`score_photo`'s second value.
@@ -172,7 +173,11 @@ def comparison_picture(images, margin=0.25, max_width=PICTURE_MAX_WIDTH):
         cv2.putText(crop, label, (8, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
         crops.append(crop)
     sep = np.full((y1 - y0, 4, 3), 255, np.uint8)
-    row = np.hstack([c for crop in crops for c in (crop, sep)][:-1])
+    if len(crops) == 4 and x1 - x0 > 1.2 * (y1 - y0):  # a wide group of faces: two rows of two panels
+        rows = [np.hstack([crops[i], sep, crops[i + 1]]) for i in (0, 2)]
+        row = np.vstack([rows[0], np.full((4, rows[0].shape[1], 3), 255, np.uint8), rows[1]])
+    else:
+        row = np.hstack([c for crop in crops for c in (crop, sep)][:-1])
     if row.shape[1] > max_width:
         row = cv2.resize(row, (max_width, max(1, round(row.shape[0] * max_width / row.shape[1]))), cv2.INTER_AREA)
     return row

@@ -32,7 +32,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--scale', type=int, default=0, help='Use only zoo models / a checkpoint of this scale (0: any)'
     )
-    parser.add_argument('--keep-larger', type=float, default=None, help='Size-policy margin (see facesr-kd-infer)')
+    parser.add_argument(
+        '--keep-larger',
+        type=float,
+        default=None,
+        help='Keep faces over this times the model input (see facesr-kd-infer)',
+    )
     parser.add_argument('--crop', default=DEFAULT_CROP_METHOD, choices=CROP_METHODS, help='Face crop (facesr-kd-infer)')
     parser.add_argument('--color-fix', default='wavelet', help='Colour fix of the pasted faces (facesr-kd-infer)')
     parser.add_argument('--det-model', default='retinaface_mobile0.25', choices=sorted(DET_MODELS))

@@ -8,7 +8,7 @@ from facesr_kd.benchmarks.zoo_quality import evaluate, write_results
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0].strip('`'))
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split()).replace('``', ''))
     parser.add_argument('--models', nargs='+', required=True, help='checkpoints or zoo names (facesr-kd-models)')
     parser.add_argument('--faces', required=True, help='aligned HR test faces, <id:05d>.jpg (e.g. FFHQ 256)')
     parser.add_argument('--first-id', type=int, default=0, help='first test id')

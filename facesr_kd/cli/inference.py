@@ -1,9 +1,10 @@
 """Restore the faces of real photos (or aligned face crops) with a facesr_kd checkpoint.
 
-Detects faces with facexlib's RetinaFace, crops each at the input size of the model its size calls for
-(with no ``--model``: the zoo shipped in ``facesr_kd/weights``, ``facesr-kd-models`` lists it; a face larger
-than the largest model input times ``--keep-larger`` is kept, upscaled with the photo, never shrunk),
-super-resolves it, and pastes it back into the upscaled photo. Any checkpoint written by
+Detects faces with facexlib's RetinaFace, super-resolves each and pastes it back into the upscaled photo. With
+no ``--model`` (the zoo shipped in ``facesr_kd/weights``, ``facesr-kd-models`` lists it) each face is restored
+where it lies, at its own size, by the zoo model of the ``--upscale`` (``--crop native``); a face larger than
+``--keep-larger`` times that model's training input is kept, upscaled with the photo, never shrunk. Other archs
+get the face aligned and shrunk to their input (``--crop``). Any checkpoint written by
 facesr_kd (``arch`` inside) works: the DFDNet-style students, the lightweight ``LiteFaceStudent`` ("lite",
 "tiny"), the teacher, ``FaceRCAN`` / RCAN and SRFBN; BasicSR checkpoints without ``arch`` take ``--opt``. The
 network runs in its cheapest CPU form (inference mode, spectral norms baked, channels-last where that measured
@@ -11,7 +12,7 @@ faster: see ``facesr_kd.inference.prepare_network``). The library is :mod:`faces
 (:class:`~facesr_kd.inference.FaceSRRestorer`, :func:`~facesr_kd.inference.restore_paths`). Writes, like
 GFPGAN's ``inference_gfpgan.py``::
 
-    <output>/cropped_faces/<name>_<i>.png    network inputs (aligned LR faces)
+    <output>/cropped_faces/<name>_<i>.png    network inputs (the face's box of the photo, or aligned LR faces)
     <output>/restored_faces/<name>_<i>.png   restored faces
     <output>/cmp/<name>_<i>.png              input (bicubic-upsampled) | restored, side by side
     <output>/restored_imgs/<name>.<ext>      whole photos, upscaled, faces pasted back (not with --aligned)
@@ -60,6 +61,7 @@ from facesr_kd.inference import (
     DEFAULT_CROP_METHOD,
     DEFAULT_KEEP_LARGER,
     DEFAULT_MAX_PIXELS,
+    NATIVE_KEEP_LARGER,
     FaceSRRestorer,
     build_bg_upsampler,
     check_outputs,
@@ -106,16 +108,18 @@ def parse_args(argv=None):
         '--keep-larger',
         type=float,
         default=None,
-        help=f'Keep (do not restore, never shrink: upscale with the photo) a face larger than the largest model '
-        f'input times this. Default: {DEFAULT_KEEP_LARGER} with zoo models, 0 (restore every face) for a '
-        '--model path',
+        help=f'Keep (do not restore, never shrink: upscale with the photo) a face larger than this times the input '
+        f"its model was trained at (--crop native: the upscale's model; else the largest model input). Default: "
+        f'{NATIVE_KEEP_LARGER:g} with --crop native; else {DEFAULT_KEEP_LARGER} with zoo models, 0 (restore every '
+        'face) for a --model path',
     )
     parser.add_argument(
         '--crop',
         default=DEFAULT_CROP_METHOD,
         choices=CROP_METHODS,
-        help='How LiteFaceStudent (zoo) faces are cropped at the model input: area / gauss = straight from the '
-        'photo, one antialiased resampling; two-step = warp to 256, then shrink (the other archs always)',
+        help='How LiteFaceStudent (zoo) faces reach the network: native = each face restored where it lies, at its '
+        'own size, by the model of the --upscale (no resampling); area / gauss = cropped from the photo at the '
+        'input of the model its size calls for; two-step = warp to 256, then shrink (the other archs always)',
     )
     parser.add_argument('--aligned', action='store_true', help='Inputs are aligned face crops (FFHQ-style)')
     parser.add_argument('--only-center-face', action='store_true', help='Restore only the centre face')
@@ -250,11 +254,10 @@ def describe_restorer(restorer):
         for m in restorer.models
     )
     source = f'zoo {restorer.zoo_root}' if restorer.from_zoo else 'checkpoint'
-    keep = (
-        f'faces over {restorer.keep_larger:g} x {max(m.lq_size for m in restorer.models)} px kept'
-        if restorer.keep_larger
-        else 'every face restored'
-    )
+    keep = f'faces over {restorer.keep_larger:g} x {restorer.keep_limit()[1]} kept' if restorer.keep_larger else ''
+    keep = keep or 'every face restored'
+    if restorer.native:
+        keep += ', each at its own size'
     return f'{models} ({source}; {keep}) on {restorer.device}'
 
 

@@ -13,7 +13,8 @@ from facesr_kd.zoo import ZOO_ENV, list_models, zoo_root
 
 
 def _quality(manifest):
-    """The manifest's ``quality`` as short text: ``clean 26.40/0.750 (bicubic 24.29/0.680); ...``."""
+    """The manifest's ``quality`` as short text, PSNR to 0.01 dB and SSIM to 0.001:
+    ``clean 26.40/0.750 (bicubic 24.29/0.680); ...``."""
     quality = manifest.get('quality')
     if not isinstance(quality, dict) or not quality:
         return '-'
@@ -23,7 +24,8 @@ def _quality(manifest):
             ours, bic = value['model'], value.get('bicubic') or {}
 
             def pair(d):
-                return '/'.join(f'{d[k]:.4g}' if isinstance(d.get(k), (int, float)) else '?' for k in ('psnr', 'ssim'))
+                fmt = {'psnr': '.2f', 'ssim': '.3f'}
+                return '/'.join(f'{d[k]:{fmt[k]}}' if isinstance(d.get(k), (int, float)) else '?' for k in fmt)
 
             parts.append(f'{key} {pair(ours)}' + (f' (bicubic {pair(bic)})' if bic else ''))
         elif key != 'test_set':

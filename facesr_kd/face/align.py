@@ -200,3 +200,62 @@ def paste_face(img_upscaled, face, affine, upscale, face_size=None, soft_mask=Tr
         info = np.iinfo(out_dtype)
         return np.clip(np.rint(blended), info.min, info.max).astype(out_dtype)
     return blended.astype(out_dtype)
+
+
+def face_box(affine, size, shape, margin):
+    """The axis-aligned photo box around the aligned ``size`` x ``size`` face that ``affine`` makes, in whole
+    pixels, grown by ``margin`` pixels of context on each side and clipped to the photo.
+
+    Args:
+        affine (ndarray): (2, 3) photo -> aligned face matrix.
+        size (int): Side of the aligned face.
+        shape (tuple): (H, W) of the photo.
+        margin (int): Context pixels around the face's square.
+
+    Returns:
+        tuple[int, int, int, int]: ``(x0, y0, x1, y1)``, ``x1``/``y1`` exclusive; empty (``x1 <= x0``) when the
+        face lies outside the photo.
+    """
+    h, w = shape[:2]
+    corners = transform_points([[0, 0], [size, 0], [0, size], [size, size]], cv2.invertAffineTransform(affine))
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
+    return max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)
+
+
+def paste_box(region, face, feather, edges=(True, True, True, True)):
+    """Blend a restored box of the photo over the same box of the upscaled photo, feathered at its sides.
+
+    The weight of ``face`` rises linearly from 0 at a feathered side to 1 at ``feather`` pixels in; a side
+    that is the photo's own border (``edges`` False) is not feathered, there is nothing beyond it to blend with.
+
+    Args:
+        region (ndarray): (h, w, C) the box of the upscaled photo, uint8, uint16 or float.
+        face (ndarray): (h, w, C) the restored box, same value range.
+        feather (float): Width of the blend, in pixels of ``region``.
+        edges (tuple[bool, bool, bool, bool]): Feather the top, bottom, left, right side.
+
+    Returns:
+        ndarray: The blended box, ``region``'s shape and dtype.
+    """
+    if face.shape[:2] != region.shape[:2]:
+        raise ValueError(f'restored box {face.shape[:2]} and photo box {region.shape[:2]} differ in size')
+    h, w = region.shape[:2]
+    feather = max(float(feather), 1.0)
+
+    def ramp(n, start, end):
+        d = np.arange(n, dtype=np.float32) + 0.5
+        r = np.ones(n, np.float32)
+        if start:
+            r = np.minimum(r, d / feather)
+        if end:
+            r = np.minimum(r, d[::-1] / feather)
+        return np.clip(r, 0, 1)
+
+    top, bottom, left, right = edges
+    mask = np.minimum(ramp(h, top, bottom)[:, None], ramp(w, left, right)[None])[..., None]
+    blended = mask * np.asarray(face, np.float32) + (1 - mask) * region.astype(np.float32)
+    if np.issubdtype(region.dtype, np.integer):
+        info = np.iinfo(region.dtype)
+        return np.clip(np.rint(blended), info.min, info.max).astype(region.dtype)
+    return blended.astype(region.dtype)
