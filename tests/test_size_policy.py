@@ -15,12 +15,14 @@ from facesr_kd.inference import (
     DEFAULT_KEEP_LARGER,
     NATIVE_KEEP_LARGER,
     NATIVE_MARGIN,
+    SOFT_FACE_PSNR,
     FaceSRRestorer,
     choose_by_upscale,
     choose_model,
     crop_face,
     lq_affine,
     native_face_size,
+    soft_face,
 )
 
 import cv2
@@ -127,7 +129,8 @@ def test_choose_by_upscale_smallest_scale_at_least_the_upscale_else_largest(upsc
 
 @pytest.mark.parametrize(('upscale', 'model'), [(4, 'lite-x4'), (8, 'lite-x8'), (2, 'lite-x4')])
 def test_native_restores_each_face_at_its_own_size_with_the_upscale_model(bicubic_zoo, upscale, model):
-    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=upscale, device='cpu', color_fix='none')
+    # soft_psnr=0: the smooth test photo is soft at its pixel scale everywhere (test_soft_faces_are_kept)
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=upscale, device='cpu', color_fix='none', soft_psnr=0)
     assert r.native and r.keep_larger == NATIVE_KEEP_LARGER
     img = smooth_photo()
     faces = [face(12, (40, 40)), face(24, (110, 50), 10), face(36, (200, 60)), face(200, (160, 130))]
@@ -155,13 +158,44 @@ def test_native_restores_each_face_at_its_own_size_with_the_upscale_model(bicubi
 def test_native_pipeline_of_a_bicubic_model_is_the_bicubic_photo(bicubic_zoo, upscale):
     """A bicubic "model" restoring faces at their own size gives the bicubic photo: crop, scale and paste line up
     to the pixel (the first face touches the photo's border, the second is rotated)."""
-    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=upscale, device='cpu', color_fix='none')
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=upscale, device='cpu', color_fix='none', soft_psnr=0)
     img = smooth_photo(seed=1)
     _, _, out = r.enhance(img, faces=[face(20, (12, 14)), face(28, (150, 120), 15)])
     assert r.last_stats['faces'] == 2
     bic = cv2.resize(img, (320 * upscale, 240 * upscale), interpolation=cv2.INTER_CUBIC).astype(np.float64)
     mse = np.mean((out.astype(np.float64) - bic) ** 2)
     assert 10 * np.log10(255**2 / mse) > 50
+
+
+def test_soft_face_holds_no_detail_at_its_pixel_scale():
+    rng = np.random.default_rng(0)
+    detail = rng.integers(0, 256, (40, 40, 3), np.uint8)
+    enlarged = cv2.resize(detail[:10, :10], (40, 40), interpolation=cv2.INTER_CUBIC)  # a photo enlarged x4
+    assert soft_face(enlarged, SOFT_FACE_PSNR) and not soft_face(detail, SOFT_FACE_PSNR)
+    assert not soft_face(enlarged, 0) and not soft_face(enlarged, None) and not soft_face(enlarged[:3, :3], 20)
+    assert soft_face(np.full((8, 8, 3), 7, np.uint8), 60)  # flat: identical after the round trip
+
+
+def test_soft_faces_are_kept_and_sharp_ones_restored(bicubic_zoo):
+    """On a photo enlarged x8 (no detail at its pixel scale) the faces are kept, saying why; with the photo's own
+    detail they are restored; soft_psnr=0 restores them all."""
+    faces = [face(20, (60, 60)), face(24, (200, 120))]
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=4, device='cpu', color_fix='none')
+    assert r.soft_psnr == SOFT_FACE_PSNR
+    _, _, out = r.enhance(smooth_photo(), faces=faces)
+    kept = r.last_stats['kept_large']
+    assert r.last_stats['faces'] == 0 and len(kept) == 2 and all(k['soft'] for k in kept)
+    assert 'soft, no detail at its own pixel scale' in kept[0]['reason'] and kept[0]['label'] == 'kept: soft'
+    bic = cv2.resize(smooth_photo(), (1280, 960), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(out, bic)
+    sharp = np.random.default_rng(1).integers(0, 256, (240, 320, 3), np.uint8)
+    r.enhance(sharp, faces=faces)
+    assert r.last_stats['faces'] == 2 and r.last_stats['kept_large'] == []
+    r.soft_psnr = 0
+    r.enhance(smooth_photo(), faces=faces)
+    assert r.last_stats['faces'] == 2
+    with pytest.raises(ValueError, match='soft_psnr must be'):
+        FaceSRRestorer(zoo=bicubic_zoo, device='cpu', soft_psnr=-1)
 
 
 def test_paste_box_feathers_inner_sides_only():

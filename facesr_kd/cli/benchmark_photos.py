@@ -8,7 +8,7 @@ import sys
 
 from facesr_kd.benchmarks.photos import run_benchmark
 from facesr_kd.face.detection import DET_MODELS
-from facesr_kd.inference import CROP_METHODS, DEFAULT_CROP_METHOD, FaceSRRestorer
+from facesr_kd.inference import CROP_METHODS, DEFAULT_CROP_METHOD, SOFT_FACE_PSNR, FaceSRRestorer
 from facesr_kd.utils.checkpoint import CheckpointError
 
 
@@ -39,6 +39,9 @@ def parse_args(argv=None):
         help='Keep faces over this times the model input (see facesr-kd-infer)',
     )
     parser.add_argument('--crop', default=DEFAULT_CROP_METHOD, choices=CROP_METHODS, help='Face crop (facesr-kd-infer)')
+    parser.add_argument(
+        '--soft-psnr', type=float, default=SOFT_FACE_PSNR, help='Keep soft faces (see facesr-kd-infer); 0: off'
+    )
     parser.add_argument('--color-fix', default='wavelet', help='Colour fix of the pasted faces (facesr-kd-infer)')
     parser.add_argument('--det-model', default='retinaface_mobile0.25', choices=sorted(DET_MODELS))
     parser.add_argument('--model-root', default=None, help='Folder with the facexlib detector weights')
@@ -55,6 +58,8 @@ def parse_args(argv=None):
         parser.error(f'--upscale must be positive, got {args.upscale}')
     if args.keep_larger is not None and (not math.isfinite(args.keep_larger) or args.keep_larger < 0):
         parser.error(f'--keep-larger must be 0 or positive, got {args.keep_larger}')
+    if not math.isfinite(args.soft_psnr) or args.soft_psnr < 0:
+        parser.error(f'--soft-psnr must be 0 (off) or a PSNR in dB, got {args.soft_psnr}')
     if args.upscale == int(args.upscale):
         args.upscale = int(args.upscale)
     return args
@@ -74,6 +79,7 @@ def main(argv=None):
             scale=args.scale or None,
             color_fix=args.color_fix,
             keep_larger=args.keep_larger,
+            soft_psnr=args.soft_psnr,
             crop_method=args.crop,
         )
         restorer.detector  # noqa: B018  (missing detector weights stop the run before it starts)

@@ -62,6 +62,7 @@ from facesr_kd.inference import (
     DEFAULT_KEEP_LARGER,
     DEFAULT_MAX_PIXELS,
     NATIVE_KEEP_LARGER,
+    SOFT_FACE_PSNR,
     FaceSRRestorer,
     build_bg_upsampler,
     check_outputs,
@@ -112,6 +113,14 @@ def parse_args(argv=None):
         f"its model was trained at (--crop native: the upscale's model; else the largest model input). Default: "
         f'{NATIVE_KEEP_LARGER:g} with --crop native; else {DEFAULT_KEEP_LARGER} with zoo models, 0 (restore every '
         'face) for a --model path',
+    )
+    parser.add_argument(
+        '--soft-psnr',
+        type=float,
+        default=SOFT_FACE_PSNR,
+        help='--crop native: keep (upscale with the photo) a face that holds no detail at its own pixel scale, '
+        'i.e. within this many dB PSNR of itself shrunk x2 and enlarged back (an old scan, an enlarged photo); '
+        '0: restore them too',
     )
     parser.add_argument(
         '--crop',
@@ -191,6 +200,8 @@ def parse_args(argv=None):
         parser.error(f'--suffix must not contain a path separator, got {args.suffix!r}')
     if args.keep_larger is not None and (not math.isfinite(args.keep_larger) or args.keep_larger < 0):
         parser.error(f'--keep-larger must be 0 (restore every face) or positive, got {args.keep_larger}')
+    if not math.isfinite(args.soft_psnr) or args.soft_psnr < 0:
+        parser.error(f'--soft-psnr must be 0 (off) or a PSNR in dB, got {args.soft_psnr}')
     if args.scale < 0:
         parser.error(f'--scale must be 0 (any) or positive, got {args.scale}')
     if args.draw_boxes and args.aligned:
@@ -236,6 +247,7 @@ def build_restorer(args):
             half=args.half,
             color_fix=args.color_fix,
             keep_larger=args.keep_larger,
+            soft_psnr=args.soft_psnr,
             crop_method=args.crop,
         )
         if restorer.needs_detector(args.aligned):
