@@ -116,8 +116,8 @@ CHANNELS_LAST_CPU_ARCHS = frozenset({'DFDNetStudent', 'LiteFaceStudent'})
 # 'two-step': the face warped to the output side (256), then shrunk with MATLAB bicubic, as the other archs are.
 # Measured with `facesr-kd-benchmark-photos` on the 11 staged photos (faces/whole) and the 10 ffhq512 faces, shrunk
 # x4 / x8 with INTER_AREA, mean face-region PSNR gain over bicubic of the small photo, x4 / x8 (faces more than
-# 0.2 dB below bicubic in brackets). The shipped zoo (lite-x8-56a6b8f9, lite-x4-90d2d826): native +1.03 (0) /
-# +1.40 (0), without the soft-face check +1.07 (2) / +1.40 (0); gauss -0.27 (10) / +0.36 (3). A zoo of
+# 0.2 dB below bicubic in brackets). The shipped zoo (lite-x8-56a6b8f9, lite-x4-90d2d826): native +1.07 (2) /
+# +1.40 (0), the same without the soft-face check; gauss -0.27 (10) / +0.36 (3). A zoo of
 # RANDOM-weight LiteFaceStudents (an untrained one outputs the bicubic of its input: the crop / paste pipeline
 # alone), 11 photos, --color-fix none, before the paste mapped pixel centres onto centres: two-step -1.86 / -1.51 dB;
 # area -1.77 / -1.28; gauss -1.02 / -0.46; after: area -1.33 / -1.18; gauss -0.23 / -0.30; native's bicubic
@@ -126,13 +126,14 @@ CHANNELS_LAST_CPU_ARCHS = frozenset({'DFDNetStudent', 'LiteFaceStudent'})
 # 4.2-4.4 times (deepface_couple.jpg); larger faces were not measured and cost time with the square of their size.
 # The margin: 16 pixels instead of 8 gave -0.01 / -0.03 dB (x4 / x8, the zoo before fine-tuning).
 # Soft faces (native): a face within SOFT_FACE_PSNR of itself after a x2 shrink and re-enlargement (:func:`soft_face`)
-# is kept. Faces that lost 6-13 dB when restored (two old scans at x2) scored 37.7-41 dB (boxes without the margin),
-# those that lost 0.2-1.3 dB at x4 about 34.5; 33 is the middle of the thresholds (32-34) where no face fell more
-# than 0.2 dB below bicubic at x2, x4 or x8: chosen on the benchmark photos themselves (docs/photo_benchmark.md).
+# is kept. On the benchmark photos shrunk x2, the faces that lost 6-13 dB when restored (two old scans) scored
+# 38.2-40.8 dB; 37 keeps them, and keeps few ordinary faces at their own resolution (2 of the 6 of insightface_t1.jpg,
+# 36.0-39.2 dB). 32-34 would also keep the two x4 faces that lose 0.2-1.3 dB, and most ordinary faces with them
+# (docs/photo_benchmark.md).
 DEFAULT_KEEP_LARGER = 1.25
 NATIVE_KEEP_LARGER = 4.0
 NATIVE_MARGIN = 8
-SOFT_FACE_PSNR = 33.0
+SOFT_FACE_PSNR = 37.0
 CROP_METHODS = ('native', 'gauss', 'area', 'two-step')
 DEFAULT_CROP_METHOD = 'native'
 DIRECT_CROP_ARCHS = frozenset({'LiteFaceStudent'})
@@ -441,8 +442,9 @@ class FaceSRRestorer:
         model_path (str | None): Checkpoint of a student (``DFDNetStudent``, ``LiteFaceStudent``) or of the
             teacher, RCAN / ``FaceRCAN`` or SRFBN (see :func:`facesr_kd.utils.checkpoint.load_sr_network`), or
             the name of a zoo model (:func:`facesr_kd.zoo.resolve_model`). None (and no ``net``): every model
-            of the zoo (:mod:`facesr_kd.zoo`), each face restored by the one its size calls for
-            (:func:`choose_model`); an empty zoo is a FileNotFoundError saying so.
+            of the zoo (:mod:`facesr_kd.zoo`), each face restored by the one of the upscale
+            (:func:`choose_by_upscale`; with a ``crop_method`` other than native, the one its size calls for,
+            :func:`choose_model`); an empty zoo is a FileNotFoundError saying so.
         upscale (int): Upscaling of the whole photo.
         bg_upsampler (str | object): ``'none'`` (Lanczos resize), ``'bicubic'``, or an object with
             ``enhance(img, outscale=...)`` (see :func:`build_bg_upsampler`).
@@ -651,7 +653,8 @@ class FaceSRRestorer:
             photo, :func:`native_face_size`), and native faces their ``crop_box`` ``(x0, y0, x1, y1)`` in the
             photo; ``last_stats['by_model']`` counts the faces per model and
             ``last_stats['kept_large']`` lists the faces kept unrestored by the size policy (:func:`choose_model`:
-            ``size_kept=True``, ``native_size``, ``reason``; they are upscaled with the photo, never shrunk).
+            ``size_kept=True``, ``native_size``, ``reason``; they are upscaled with the photo, never shrunk), and
+            the soft native faces (:func:`soft_face`; also ``soft=True``).
 
         Raises:
             ImageTooLargeError: The upscaled photo (an aligned crop: the crop itself) would exceed ``max_pixels``.
@@ -1223,20 +1226,20 @@ def _before_after_height(h, w, width):
     return max(int(round(h * width / (2 * w))), 1)
 
 
-def face_policy_line(by_model, kept, restorer):
+def face_policy_line(by_model, kept, restorer, soft=0):
     """``faces: 5 restored (lite-x4: 2, lite-x8: 3), 2 kept (...)``: which model restored how many faces, and
-    how many were kept and why (:func:`choose_model`)."""
+    how many were kept and why (``kept`` faces in all, ``soft`` of them for softness, the others for size)."""
     restored = sum(by_model.values())
     models = ', '.join(f'{name}: {n}' for name, n in sorted(by_model.items()))
     line = f'faces: {restored} restored' + (f' ({models})' if models else '')
-    if kept:
-        line += (
-            f', {kept} kept (native size over {restorer.keep_larger:g} x {restorer.keep_limit()[1]}: '
-            'upscaled with the photo, never shrunk; --keep-larger sets the margin)'
-        )
-    else:
-        line += ', 0 kept'
-    return line
+    if not kept:
+        return line + ', 0 kept'
+    why = []
+    if kept - soft:
+        why.append(f'{kept - soft} with a native size over {restorer.keep_larger:g} x {restorer.keep_limit()[1]}')
+    if soft:
+        why.append(f'{soft} soft, with no detail at their own pixel scale (--soft-psnr {restorer.soft_psnr:g})')
+    return line + f', {kept} kept ({"; ".join(why)}): upscaled with the photo, never shrunk'
 
 
 def restore_paths(
@@ -1287,8 +1290,8 @@ def restore_paths(
         ``debug`` (input -> ``{'image': the debug view, 'kept': [...], 'rejected': [...]}``, each detection a
         dict with ``box``, ``score``, ``landmarks5``; kept ones with ``index`` and ``file``, the restored face
         written for it; rejected ones with ``reason``), ``by_model`` (model name -> faces it restored) and
-        ``kept_large`` (input -> faces kept unrestored because they are larger than the largest model input
-        times :attr:`FaceSRRestorer.keep_larger`).
+        ``kept_large`` (input -> faces kept unrestored: larger than :attr:`FaceSRRestorer.keep_larger` times
+        :meth:`FaceSRRestorer.keep_limit`, or soft) and ``kept_soft`` (input -> how many of those were soft).
 
     Raises:
         OSError, ValueError: From :func:`check_outputs`, or ``suffix`` holds a path separator; raised before any
@@ -1311,6 +1314,7 @@ def restore_paths(
         'detect_s': 0.0,
         'by_model': {},
         'kept_large': {},
+        'kept_soft': {},
     }
     for path, reason in summary['skipped'].items():
         tqdm.write(f'skip {path}: {reason}')
@@ -1376,11 +1380,11 @@ def restore_paths(
         large = stats.get('kept_large', [])
         if large:
             summary['kept_large'][path] = len(large)
-            sizes = ', '.join(f'{d["native_size"]:.0f}' for d in large)
-            tqdm.write(
-                f'{path}: {len(large)} face(s) kept ({sizes} px, over {restorer.keep_larger:g} x the largest model '
-                f'input, {max(m.lq_size for m in restorer.models)} px): upscaled with the photo, not shrunk'
-            )
+            soft = sum(bool(d.get('soft')) for d in large)
+            if soft:
+                summary['kept_soft'][path] = soft
+            sizes = ', '.join(f'{d["native_size"]:.0f}' + (' soft' if d.get('soft') else '') for d in large)
+            tqdm.write(f'{path}: {len(large)} face(s) kept ({sizes} px): upscaled with the photo, not shrunk')
         if not restored and not large:
             summary['no_face'].append(path)
             tqdm.write(f'{path}: no face found; saving the photo upscaled x{restorer.upscale} only')
@@ -1423,7 +1427,8 @@ def restore_paths(
         f'{len(summary["skipped"])} skipped{notes}, in {time.perf_counter() - start:.1f} s '
         f'(detection {summary["detect_s"]:.1f} s, super-resolution {summary["sr_s"]:.1f} s). Results in {output}'
     )
-    print(face_policy_line(summary['by_model'], sum(summary['kept_large'].values()), restorer))
+    kept, soft = sum(summary['kept_large'].values()), sum(summary['kept_soft'].values())
+    print(face_policy_line(summary['by_model'], kept, restorer, soft))
     if restorer.needs_boxes and total_faces:
         print(
             f'teacher component boxes ({restorer.box_source}): {summary["boxes_s"]:.2f} s for {total_faces} faces '

@@ -197,8 +197,8 @@ class Runner:
             cmd, cwd=self.work_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             errors='replace',
         )  # fmt: skip
-        done = 0
-        log_path, log, bar = self._open_stage(stages[0], line)
+        done, current = 0, stages[0]
+        log_path, log, bar = self._open_stage(current, line)
         try:
             for out in proc.stdout:
                 log.write(out)
@@ -208,9 +208,10 @@ class Runner:
                     log.close()
                     done += 1
                     if done < len(stages):
-                        log_path, log, bar = self._open_stage(stages[done], line)
+                        current = stages[done]
+                        log_path, log, bar = self._open_stage(current, line)
                     continue
-                match = _ITER_RE.search(out) if stages[min(done, len(stages) - 1)][1] else None
+                match = _ITER_RE.search(out) if current[1] else None
                 if match:
                     bar.update(max(0, min(bar.total, int(match.group(1).replace(',', ''))) - bar.n))
             returncode = proc.wait()
@@ -225,9 +226,8 @@ class Runner:
                 tail = f.readlines()[-25:]
             print(f'--- last lines of {log_path} ---', file=sys.stderr)
             sys.stderr.writelines(tail)
-            stage = stages[min(done, len(stages) - 1)][0]
             raise StageError(
-                f'stage {stage!r} failed ({returncode}); its output is in {log_path}. Fix it and re-run: finished '
+                f'stage {current[0]!r} failed ({returncode}); its output is in {log_path}. Fix it and re-run: finished '
                 f'stages are skipped and training resumes. Commands are in {self.log}.'
             )
 

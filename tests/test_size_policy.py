@@ -20,6 +20,7 @@ from facesr_kd.inference import (
     choose_by_upscale,
     choose_model,
     crop_face,
+    face_policy_line,
     lq_affine,
     native_face_size,
     soft_face,
@@ -170,7 +171,7 @@ def test_native_pipeline_of_a_bicubic_model_is_the_bicubic_photo(bicubic_zoo, up
 def test_soft_face_holds_no_detail_at_its_pixel_scale():
     rng = np.random.default_rng(0)
     detail = rng.integers(0, 256, (40, 40, 3), np.uint8)
-    enlarged = cv2.resize(detail[:10, :10], (40, 40), interpolation=cv2.INTER_CUBIC)  # a photo enlarged x4
+    enlarged = cv2.resize(detail[:5, :5], (40, 40), interpolation=cv2.INTER_CUBIC)  # a photo enlarged x8
     assert soft_face(enlarged, SOFT_FACE_PSNR) and not soft_face(detail, SOFT_FACE_PSNR)
     assert not soft_face(enlarged, 0) and not soft_face(enlarged, None) and not soft_face(enlarged[:3, :3], 20)
     assert soft_face(np.full((8, 8, 3), 7, np.uint8), 60)  # flat: identical after the round trip
@@ -196,6 +197,14 @@ def test_soft_faces_are_kept_and_sharp_ones_restored(bicubic_zoo):
     assert r.last_stats['faces'] == 2
     with pytest.raises(ValueError, match='soft_psnr must be'):
         FaceSRRestorer(zoo=bicubic_zoo, device='cpu', soft_psnr=-1)
+
+
+def test_policy_line_says_how_many_faces_were_kept_and_why(bicubic_zoo):
+    r = FaceSRRestorer(zoo=bicubic_zoo, upscale=4, device='cpu')
+    assert face_policy_line({'lite-x4': 3}, 0, r) == 'faces: 3 restored (lite-x4: 3), 0 kept'
+    line = face_policy_line({'lite-x4': 3}, 3, r, soft=1)
+    assert line.startswith('faces: 3 restored (lite-x4: 3), 3 kept (2 with a native size over 4 x 32 px (the input ')
+    assert '1 soft, with no detail at their own pixel scale (--soft-psnr 37)' in line and 'never shrunk' in line
 
 
 def test_paste_box_feathers_inner_sides_only():

@@ -5,8 +5,8 @@ For each photo and each factor ``f`` (x4, x8):
 1. The photo is cropped to a multiple of ``f`` and shrunk by ``f`` with ``cv2.INTER_AREA`` (how a small copy of a
    photo is usually made).
 2. The small photo is restored with :class:`facesr_kd.inference.FaceSRRestorer` at ``upscale=f`` (the zoo by
-   default: each face by the model its size calls for, large faces kept), and also upscaled with plain bicubic
-   (``cv2.INTER_CUBIC``, the restorer's own background).
+   default: each face at its own size by the model of the upscale, large and soft faces kept), and also upscaled
+   with plain bicubic (``cv2.INTER_CUBIC``, the restorer's own background).
 3. The faces are the ones the detector finds on the SMALL photo (restored or kept by the size policy); each face's
    box, mapped to the original photo (times ``f``, clipped), is scored with BasicSR's PSNR (RGB, no border crop)
    against the original, for bicubic and for the restorer.

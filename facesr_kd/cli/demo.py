@@ -34,9 +34,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--model',
         default=None,
-        help='Default: the zoo shipped in the package (facesr-kd-models lists it), each face restored by the model '
-        'its size calls for. Or a zoo name, or a checkpoint: a student (DFDNetStudent, LiteFaceStudent), the '
-        'teacher, FaceRCAN / RCAN, SRFBN',
+        help='Default: the zoo shipped in the package (facesr-kd-models lists it), each face restored at its own '
+        'size by the model of the upscale (--crop). Or a zoo name, or a checkpoint: a student (DFDNetStudent, '
+        'LiteFaceStudent), the teacher, FaceRCAN / RCAN, SRFBN',
     )
     parser.add_argument('--opt', default=None, help='Option file for a checkpoint without an `arch` entry')
     parser.add_argument('--scale', type=int, default=8, help='Refuse a checkpoint of another scale (0: any)')

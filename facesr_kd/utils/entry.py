@@ -7,7 +7,7 @@ import sys
 
 # Printed by a run of several option files after each one: ``facesr_kd.train: done 2/7 <file>``.
 DONE_MARK = 'facesr_kd.{kind}: done'
-DONE_RE = re.compile(r'facesr_kd\.(?:train|test): done (\d+)/(\d+) ')
+DONE_RE = re.compile(re.escape(DONE_MARK).replace(re.escape('{kind}'), '(?:train|test)') + r' (\d+)/(\d+) ')
 
 
 def split_option_files(argv):
