@@ -22,6 +22,8 @@ README = ROOT / 'README.md'
 DOCS = sorted((ROOT / 'docs').glob('*.md'))
 SMOKE_CSV = ROOT / 'docs' / 'table1_smoke.csv'
 SMOKE_MARKER = '<!-- smoke table: docs/table1_smoke.csv -->'
+ZOO_CSV = ROOT / 'docs' / 'zoo_quality.csv'
+ZOO_MARKER = '<!-- zoo table: docs/zoo_quality.csv -->'
 MAX_README_LINES = 300
 
 FENCE = re.compile(r'^```.*?^```', re.S | re.M)
@@ -201,15 +203,19 @@ def _fmt(value, digits, sign=False):
     return '–' if math.isnan(value) else f'{value:+.{digits}f}' if sign else f'{value:.{digits}f}'
 
 
-def test_readme_smoke_table_equals_docs_table1_smoke_csv():
-    text = README.read_text()
-    assert SMOKE_MARKER in text, f'the README lost the marker {SMOKE_MARKER!r} above its smoke table'
-    lines = text.split(SMOKE_MARKER, 1)[1].strip().splitlines()
+def _table_after(text, marker):
+    """The body rows (cells) of the Markdown table right after ``marker``."""
+    assert marker in text, f'the README lost the marker {marker!r} above its table'
     table = []
-    for line in lines[2:]:
+    for line in text.split(marker, 1)[1].strip().splitlines()[2:]:
         if not line.startswith('|'):
             break
         table.append([c.strip() for c in line.strip().strip('|').split('|')])
+    return table
+
+
+def test_readme_smoke_table_equals_docs_table1_smoke_csv():
+    table = _table_after(README.read_text(), SMOKE_MARKER)
     with open(SMOKE_CSV) as f:
         rows = list(csv.DictReader(f))
     bicubic = float(next(r['psnr'] for r in rows if r['method'] == 'Bicubic'))
@@ -224,3 +230,29 @@ def test_readme_smoke_table_equals_docs_table1_smoke_csv():
         for r in rows
     ]
     assert table == expected, 'regenerate the README smoke table from docs/table1_smoke.csv'
+
+
+def test_readme_zoo_table_equals_docs_zoo_quality_csv():
+    """The README's model-zoo table is docs/zoo_quality.csv (facesr-kd-benchmark-zoo's output), rounded."""
+    table = _table_after(README.read_text(), ZOO_MARKER)
+    with open(ZOO_CSV) as f:
+        rows = list(csv.DictReader(f))
+    expected = []
+    for name in [r['model'] for r in rows if not r['model'].startswith('Bicubic') and r['condition'] == 'clean']:
+        cells = []
+        for condition in ('clean', 'jpeg75'):
+            m = next(r for r in rows if r['model'] == name and r['condition'] == condition)
+            b = next(
+                r
+                for r in rows
+                if r['model'].startswith('Bicubic') and (r['lq'], r['condition']) == (m['lq'], condition)
+            )
+            gain = float(m['psnr']) - float(b['psnr'])
+            cells += [
+                f'{float(m["psnr"]):.2f} / {float(m["ssim"]):.3f} ({gain:+.2f})',
+                f'{float(b["psnr"]):.2f} / {float(b["ssim"]):.3f}',
+            ]
+        lq, hr = m['lq'].split('->')
+        params = f'{int(m["params"]) / 1e6:.2f} M'
+        expected.append([f'`{name}`', f'{lq} → {hr}', params, f'{float(m["ms_per_face"]):.0f}', *cells])
+    assert table and table == expected, 'regenerate the README zoo table from docs/zoo_quality.csv'
