@@ -103,15 +103,15 @@ def restore_with_the_zoo(checkout, work):
         print(f'skip: the installed zoo ({PACKAGE_ZOO}) has no model; facesr-kd-infer without --model not run')
         return
     data = os.path.join(checkout, '..', 'shared', 'data')
-    photo = os.path.join(data, 'faces', 'whole', 'gfpgan_00.jpg')
+    photo = os.path.join(data, 'faces', 'whole', 'facenet-pytorch_multiface.jpg')  # six faces the zoo restores
     weights = os.path.join(data, 'weights', 'facexlib')
     if not os.path.isfile(photo):
         sys.exit(f'error: {photo} is missing: the staged photos are needed for the zoo check')
     out = os.path.join(work, 'zoo_out')
     run(['facesr-kd-infer', '-i', photo, '-o', out, '--det-model', 'retinaface_mobile0.25', '--model-root', weights,
          '--offline', '--device', 'cpu'], cwd=work)  # fmt: skip
-    if not os.listdir(os.path.join(out, 'restored_imgs')):
-        sys.exit(f'error: facesr-kd-infer with the zoo ({[m.name for m in models]}) wrote no photo in {out}')
+    if not os.listdir(os.path.join(out, 'restored_imgs')) or not os.listdir(os.path.join(out, 'restored_faces')):
+        sys.exit(f'error: facesr-kd-infer with the zoo ({[m.name for m in models]}) restored no face in {out}')
     print(f'zoo ({", ".join(m.name for m in models)}): a staged photo restored with no --model')
 
 

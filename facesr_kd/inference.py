@@ -1383,8 +1383,8 @@ def restore_paths(
             soft = sum(bool(d.get('soft')) for d in large)
             if soft:
                 summary['kept_soft'][path] = soft
-            sizes = ', '.join(f'{d["native_size"]:.0f}' + (' soft' if d.get('soft') else '') for d in large)
-            tqdm.write(f'{path}: {len(large)} face(s) kept ({sizes} px): upscaled with the photo, not shrunk')
+            sizes = ', '.join(f'{d["native_size"]:.0f} px' + (' soft' if d.get('soft') else '') for d in large)
+            tqdm.write(f'{path}: {len(large)} face(s) kept ({sizes}): upscaled with the photo, not shrunk')
         if not restored and not large:
             summary['no_face'].append(path)
             tqdm.write(f'{path}: no face found; saving the photo upscaled x{restorer.upscale} only')
